@@ -1,0 +1,62 @@
+"""Shared fixtures: fake engine, real database in a temp dir, tiny real models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from webui.privacy import apply_private_defaults
+
+apply_private_defaults()
+
+from webui.chat.characters import CharacterLibrary  # noqa: E402
+from webui.chat.service import ChatService  # noqa: E402
+from webui.config import REPO_ROOT  # noqa: E402
+from webui.engine import registry  # noqa: E402
+from webui.engine.engine import Engine  # noqa: E402
+from webui.engine.protocol import ModelSpec  # noqa: E402
+from webui.storage.db import open_database, sqlite_url  # noqa: E402
+from webui.storage.repository import ChatRepository  # noqa: E402
+
+
+@pytest.fixture
+def fake_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.BACKENDS, "fake", "tests.fakes:FakeBackend")
+
+
+@pytest.fixture
+def make_engine(fake_backend: None) -> Iterator:
+    engines: list[Engine] = []
+
+    def make(tokens: list[str] | None = None, delay: float = 0.0, context_length: int = 4096) -> Engine:
+        engine = Engine()
+        options = {"delay": delay, "context_length": context_length}
+        if tokens is not None:
+            options["tokens"] = tokens
+        engine.load(ModelSpec(path="fake", loader="fake", options=options, display_name="fake"))
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.shutdown()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> ChatRepository:
+    return ChatRepository(open_database(sqlite_url(tmp_path)))
+
+
+@pytest.fixture
+def characters() -> CharacterLibrary:
+    return CharacterLibrary([REPO_ROOT / "characters"])
+
+
+@pytest.fixture
+def chat_service(make_engine, repo: ChatRepository, characters: CharacterLibrary):  # type: ignore[no-untyped-def]
+    def make(**kwargs) -> ChatService:  # type: ignore[no-untyped-def]
+        return ChatService(make_engine(**kwargs), repo, characters)
+
+    return make

@@ -1,0 +1,83 @@
+"""Settings: command line > environment (WEBUI_*) > settings file in the data dir > defaults.
+
+Nothing here reads ``sys.argv``: app.py parses it and passes the values in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from webui.errors import UserFacingError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SETTINGS_FILE = "settings.yaml"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    loader: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 7860
+    listen: bool = False
+    data_dir: Path = REPO_ROOT / "data"
+    database_url: str | None = None
+    characters_dirs: list[Path] = [REPO_ROOT / "characters"]
+    user_name: str = "You"
+
+    @property
+    def bind_host(self) -> str:
+        """0.0.0.0 with --listen or on a Hugging Face Space, else the configured host."""
+        return "0.0.0.0" if self.listen or os.environ.get("SPACE_ID") else self.host
+
+    @property
+    def user_characters_dir(self) -> Path:
+        return self.data_dir / "characters"
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        key = f"WEBUI_{name.upper()}"
+        if key in environ:
+            values[name] = environ[key]
+    if "GRADIO_SERVER_NAME" in environ and "host" not in values:
+        values["host"] = environ["GRADIO_SERVER_NAME"]
+    if "GRADIO_SERVER_PORT" in environ and "port" not in values:
+        values["port"] = environ["GRADIO_SERVER_PORT"]
+    return values
+
+
+def _file_values(data_dir: Path) -> dict[str, Any]:
+    path = data_dir / SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserFacingError(f"Cannot read {path}: {exc}. Fix or delete the file.") from exc
+    if not isinstance(data, dict):
+        raise UserFacingError(f"{path} must be a YAML mapping of setting names to values.")
+    return data
+
+
+def load_settings(cli: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge the sources; a CLI value of None means "not given"."""
+    cli_values = {k: v for k, v in (cli or {}).items() if v is not None}
+    env_values = _env_values(os.environ if environ is None else environ)
+    data_dir = Path(cli_values.get("data_dir") or env_values.get("data_dir") or Settings.model_fields["data_dir"].default)
+    merged = {**_file_values(data_dir), **env_values, **cli_values}
+    try:
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UserFacingError(f"Invalid settings: {problems}") from exc
+    settings.data_dir = settings.data_dir.expanduser().resolve()
+    return settings

@@ -1,0 +1,39 @@
+"""AppContext: everything a request handler needs, built once in app.py and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from webui.chat.characters import CharacterLibrary
+from webui.chat.service import ChatService
+from webui.config import Settings
+from webui.engine.catalog import resolve_model
+from webui.engine.engine import Engine
+from webui.storage.db import ensure_data_dir, open_database, sqlite_url
+from webui.storage.repository import ChatRepository
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    repo: ChatRepository
+    characters: CharacterLibrary
+    chat: ChatService
+
+
+def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
+    """Open storage, read characters and (optionally) load the model. Raises UserFacingError."""
+    ensure_data_dir(settings.data_dir)
+    db = open_database(settings.database_url or sqlite_url(settings.data_dir))
+    repo = ChatRepository(db)
+    characters = CharacterLibrary([*settings.characters_dirs, settings.user_characters_dir])
+    engine = Engine()
+    if load_model:
+        try:
+            engine.load(resolve_model(settings.model, settings.loader))
+        except BaseException:
+            engine.shutdown()
+            raise
+    chat = ChatService(engine, repo, characters, user_name=settings.user_name)
+    return AppContext(settings, engine, repo, characters, chat)

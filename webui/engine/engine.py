@@ -1,0 +1,91 @@
+"""The engine: the loaded model plus the one inference worker. Every caller goes through here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from webui.engine.protocol import LoadedModel, ModelSpec
+from webui.engine.registry import get_backend, pick_loader
+from webui.engine.worker import GenerationHandle, InferenceWorker
+from webui.errors import ModelLoadError
+from webui.generation.params import GenerationParams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadInfo:
+    name: str
+    loader: str
+    load_seconds: float
+    footprint_bytes: int
+
+
+class Engine:
+    """Owns the worker thread and at most one loaded model."""
+
+    def __init__(self, worker: InferenceWorker | None = None) -> None:
+        self.worker = worker or InferenceWorker()
+        self.model: LoadedModel | None = None
+        self.spec: ModelSpec | None = None
+        self.load_info: LoadInfo | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self.model.name if self.model else "(no model loaded)"
+
+    def load(self, spec: ModelSpec) -> LoadInfo:
+        """Load ``spec`` on the worker (after unloading the current model)."""
+        loader = pick_loader(spec)
+        backend = get_backend(loader)
+
+        def do_load() -> LoadInfo:
+            self._unload_now()
+            start = time.perf_counter()
+            model = backend.load(spec)
+            info = LoadInfo(model.name, loader, time.perf_counter() - start, int(getattr(model, "footprint_bytes", 0)))
+            self.model, self.spec, self.load_info = model, spec, info
+            log.info("loaded %s with %s in %.2fs", info.name, loader, info.load_seconds)
+            return info
+
+        return self.worker.call(do_load)
+
+    def unload(self) -> None:
+        self.worker.call(self._unload_now)
+
+    def _unload_now(self) -> None:
+        if self.model is not None:
+            self.model.unload()
+        self.model = self.spec = self.load_info = None
+
+    def _require_model(self) -> LoadedModel:
+        if self.model is None:
+            raise ModelLoadError("No model is loaded. Load one in the Model tab or start with --model.")
+        return self.model
+
+    def format_chat(self, messages: list[dict[str, str]]) -> str:
+        return self.worker.call(lambda: self._require_model().format_chat(messages))
+
+    def count_tokens(self, text: str) -> int:
+        return self.worker.call(lambda: self._require_model().count_tokens(text))
+
+    def generate(self, prompt: str, params: GenerationParams) -> GenerationHandle:
+        """Queue a completion of ``prompt``; the handle streams text deltas."""
+        return self.worker.stream(lambda emit: self._require_model().generate(prompt, params, emit), params.stop)
+
+    def chat(self, messages: list[dict[str, str]], params: GenerationParams) -> GenerationHandle:
+        """Queue a reply to ``messages``, rendered with the model's chat template."""
+
+        def run(emit):  # type: ignore[no-untyped-def]
+            model = self._require_model()
+            return model.generate(model.format_chat(messages), params, emit)
+
+        return self.worker.stream(run, params.stop)
+
+    def shutdown(self) -> None:
+        try:
+            self.unload()
+        finally:
+            self.worker.shutdown()

@@ -1,0 +1,138 @@
+"""llama.cpp backend (llama-cpp-python) for .gguf files."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from webui.chat.templates import FALLBACK_CHAT_TEMPLATE, FALLBACK_STOP
+from webui.engine.protocol import Emit, GenerationStats, ModelSpec
+from webui.errors import ModelLoadError
+from webui.generation.params import GenerationParams
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+
+
+def default_threads() -> int:
+    """All cores on small machines; physical-ish half on big ones (llama.cpp's sweet spot)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return n if n <= 4 else n // 2
+
+
+def check_gguf_file(path: Path) -> None:
+    """Fail early, with a clear message, on a missing or non-GGUF file."""
+    if not path.is_file():
+        raise ModelLoadError(f"Model file not found: {path}. Pass --model with an existing .gguf file or model folder.")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(
+            f"{path} is not a GGUF model file (it does not start with the GGUF header); "
+            "it may be corrupt or incomplete. Download it again or choose another model."
+        )
+
+
+class LlamaCppModel:
+    """A GGUF model loaded by llama.cpp."""
+
+    loader = "llama.cpp"
+
+    def __init__(self, llm: Any, name: str, path: Path) -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._llm = llm
+        self.name = name
+        self.path = path
+        self.context_length = int(llm.n_ctx())
+        self.footprint_bytes = int(llm.model_size()) if hasattr(llm, "model_size") else path.stat().st_size
+        template = llm.metadata.get("tokenizer.chat_template")
+        self.has_own_template = bool(template)
+        if not template:
+            log.warning("%s has no chat template in its metadata; using ChatML", name)
+        self._formatter = Jinja2ChatFormatter(
+            template=template or FALLBACK_CHAT_TEMPLATE,
+            eos_token=self._token_text(llm.token_eos()),
+            bos_token=self._token_text(llm.token_bos()),
+            add_generation_prompt=True,
+        )
+        self.template_stops: list[str] = [] if template else list(FALLBACK_STOP)
+
+    def _token_text(self, token_id: int) -> str:
+        if token_id < 0:
+            return ""
+        return self._llm.detokenize([token_id], special=True).decode("utf-8", errors="ignore")
+
+    def format_chat(self, messages: list[dict[str, str]]) -> str:
+        return self._formatter(messages=messages).prompt
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def generate(self, prompt: str, params: GenerationParams, emit: Emit) -> GenerationStats:
+        seed = params.seed if params.seed >= 0 else random.randrange(2**31)
+        stats = GenerationStats(prompt_tokens=self.count_tokens(prompt))
+        stream = self._llm.create_completion(
+            prompt,
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            min_p=params.min_p,
+            typical_p=params.typical_p,
+            repeat_penalty=params.repetition_penalty,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
+            seed=seed,
+            stop=self.template_stops or None,
+            stream=True,
+        )
+        try:
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                if choice.get("finish_reason"):
+                    stats.finish_reason = "length" if choice["finish_reason"] == "length" else "stop"
+                if choice["text"] and not emit(choice["text"]):
+                    break
+        finally:
+            stream.close()
+        return stats
+
+    def unload(self) -> None:
+        self._llm.close()
+        self._llm = None
+
+
+class LlamaCppBackend:
+    name = "llama.cpp"
+
+    def can_load(self, path: str) -> bool:
+        return path.lower().endswith(".gguf")
+
+    def load(self, spec: ModelSpec) -> LlamaCppModel:
+        path = Path(spec.path)
+        check_gguf_file(path)
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelLoadError("llama-cpp-python is not installed: pip install llama-cpp-python") from exc
+        opts = spec.options
+        try:
+            llm = Llama(
+                model_path=str(path),
+                n_ctx=int(opts.get("n_ctx", 4096)),
+                n_threads=int(opts.get("threads") or default_threads()),
+                n_gpu_layers=int(opts.get("n_gpu_layers", 0)),
+                n_batch=int(opts.get("n_batch", 512)),
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load {path.name}: {exc}. The file may be corrupt, or use an "
+                "architecture this llama-cpp-python version does not know."
+            ) from exc
+        return LlamaCppModel(llm, spec.display_name or path.stem, path)

@@ -1,0 +1,174 @@
+"""transformers backend for Hugging Face model folders (and GGUF dequantized by transformers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from webui.chat.templates import FALLBACK_CHAT_TEMPLATE
+from webui.engine.protocol import Emit, GenerationStats, ModelSpec
+from webui.errors import ModelLoadError
+from webui.generation.params import GenerationParams
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+def check_model_folder(path: Path) -> None:
+    """Fail early with a clear message when a folder is not a loadable HF model."""
+    if not path.is_dir():
+        raise ModelLoadError(f"Model folder not found: {path}. Pass --model with an existing folder or .gguf file.")
+    config = path / "config.json"
+    if not config.is_file():
+        raise ModelLoadError(f"{path} has no config.json, so it is not a Hugging Face model folder.")
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{config} is not valid JSON ({exc}); the model folder may be corrupt.") from exc
+
+
+class _EmitStreamer:
+    """A transformers streamer that turns new token ids into text deltas for ``emit``.
+
+    Decodes from the last newline on (as TextStreamer does) so each step stays cheap, and
+    holds back a trailing partial UTF-8 character.
+    """
+
+    def __init__(self, tokenizer: Any, emit: Emit) -> None:
+        self._tok = tokenizer
+        self._emit = emit
+        self._ids: list[int] = []
+        self._printed = 0
+        self._seen_prompt = False
+        self.keep_going = True
+        self.new_tokens = 0
+
+    def put(self, value: Any) -> None:
+        if not self._seen_prompt:
+            self._seen_prompt = True
+            return
+        ids = value.reshape(-1).tolist()
+        self.new_tokens += len(ids)
+        self._ids.extend(ids)
+        text = self._tok.decode(self._ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return
+        delta = text[self._printed :]
+        if text.endswith("\n"):
+            self._ids, self._printed = [], 0
+        else:
+            self._printed = len(text)
+        if delta:
+            self.keep_going = self._emit(delta, len(ids)) and self.keep_going
+        elif not self._emit("", len(ids)):
+            self.keep_going = False
+
+    def end(self) -> None:
+        text = self._tok.decode(self._ids, skip_special_tokens=True)
+        if text[self._printed :]:
+            self._emit(text[self._printed :], 0)
+
+
+class TransformersModel:
+    loader = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any, name: str) -> None:
+        self._model = model
+        self._tok = tokenizer
+        self.name = name
+        cfg = model.config
+        self.context_length = int(getattr(cfg, "max_position_embeddings", 0) or 2048)
+        self.has_own_template = bool(getattr(tokenizer, "chat_template", None))
+        self.footprint_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+
+    def format_chat(self, messages: list[dict[str, str]]) -> str:
+        return self._tok.apply_chat_template(
+            messages,
+            tokenize=False,
+            add_generation_prompt=True,
+            chat_template=None if self.has_own_template else FALLBACK_CHAT_TEMPLATE,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tok(text, add_special_tokens=False)["input_ids"])
+
+    def generate(self, prompt: str, params: GenerationParams, emit: Emit) -> GenerationStats:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, set_seed
+
+        inputs = self._tok(prompt, return_tensors="pt", add_special_tokens=False).to(self._model.device)
+        prompt_len = int(inputs["input_ids"].shape[1])
+        streamer = _EmitStreamer(self._tok, emit)
+
+        class StopWhenAsked(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), not streamer.keep_going, dtype=torch.bool)
+
+        if params.seed >= 0:
+            set_seed(params.seed)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "do_sample": not params.greedy,
+            "repetition_penalty": params.repetition_penalty,
+            "streamer": streamer,
+            "stopping_criteria": StoppingCriteriaList([StopWhenAsked()]),
+            "pad_token_id": self._tok.pad_token_id if self._tok.pad_token_id is not None else self._tok.eos_token_id,
+        }
+        if not params.greedy:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+            if params.min_p > 0:
+                kwargs["min_p"] = params.min_p
+            if params.typical_p < 1:
+                kwargs["typical_p"] = params.typical_p
+        with torch.inference_mode():
+            out = self._model.generate(**inputs, **kwargs)
+        n_new = int(out.shape[1]) - prompt_len
+        reason = "length" if n_new >= params.max_new_tokens else "stop"
+        return GenerationStats(prompt_tokens=prompt_len, completion_tokens=n_new, finish_reason=reason)
+
+    def unload(self) -> None:
+        import gc
+
+        self._model = None
+        gc.collect()
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def can_load(self, path: str) -> bool:
+        return Path(path).is_dir() or path.lower().endswith(".gguf")
+
+    def load(self, spec: ModelSpec) -> TransformersModel:
+        path = Path(spec.path)
+        gguf_kwargs: dict[str, Any] = {}
+        if path.suffix.lower() == ".gguf":
+            from webui.engine.llamacpp_backend import check_gguf_file
+
+            check_gguf_file(path)
+            gguf_kwargs = {"gguf_file": path.name}
+            folder = path.parent
+        else:
+            check_model_folder(path)
+            folder = path
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:  # pragma: no cover
+            raise ModelLoadError("transformers/torch are not installed: pip install -r requirements.txt") from exc
+        dtype_name = str(spec.options.get("dtype", "auto"))
+        if dtype_name not in DTYPES:
+            raise ModelLoadError(f"Unknown dtype {dtype_name!r}; choose one of {', '.join(DTYPES)}.")
+        dtype: Any = "auto" if dtype_name == "auto" else getattr(torch, dtype_name)
+        if gguf_kwargs and dtype == "auto":
+            dtype = torch.float32
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, **gguf_kwargs)
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **gguf_kwargs)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise ModelLoadError(f"transformers could not load {path.name}: {exc}") from exc
+        model.eval()
+        return TransformersModel(model, tokenizer, spec.display_name or path.stem)

@@ -1,0 +1,32 @@
+"""Generation parameters shared by every backend, the UI and the API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GenerationParams(BaseModel):
+    """Sampling and stopping settings for one reply.
+
+    ``extra="forbid"`` so a typo in an API body or preset is an error, not a silent no-op.
+    Defaults are the neutral values (no effect) except temperature/top_p, which follow the
+    common chat defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(default=512, ge=1, le=32768)
+    temperature: float = Field(default=0.7, ge=0.0, le=5.0)
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=0)
+    min_p: float = Field(default=0.0, ge=0.0, le=1.0)
+    typical_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(default=1.0, gt=0.0, le=5.0)
+    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    seed: int = Field(default=-1, description="-1 picks a random seed")
+    stop: list[str] = Field(default_factory=list, description="Custom stop strings")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0

@@ -1,0 +1,26 @@
+"""Assemble the Gradio Blocks app from the tabs."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from webui.context import AppContext
+from webui.ui import chat_tab
+
+TITLE = "WebUI"
+
+
+def offline_theme() -> gr.themes.Base:
+    """The default look, with system fonts only: nothing is fetched from a font CDN."""
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Consolas", "monospace"],
+    )
+
+
+def build_ui(ctx: AppContext) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        with gr.Tab("Chat", id="chat"):
+            components = chat_tab.build(ctx)
+        chat_tab.wire(ctx, components, demo)
+    return demo
