@@ -30,6 +30,8 @@ class LorebookEntry(BaseModel):
     secondary_keys: list[str] = Field(default_factory=list)
     constant: bool = False
     position: str = "before_char"
+    # V3: keys are regular expressions when true (written to V3 exports; to V2 only when true).
+    use_regex: bool = False
 
 
 class Lorebook(BaseModel):
@@ -66,6 +68,8 @@ class Character(BaseModel):
     character_version: str = ""
     character_book: Lorebook | None = None
     extensions: dict[str, Any] = Field(default_factory=dict)
+    # Keys found in the card's data (or a flat file) that no format defines; written back on export.
+    extra_fields: dict[str, Any] = Field(default_factory=dict)
     # V3-only fields, kept so export round-trips them.
     nickname: str = ""
     group_only_greetings: list[str] = Field(default_factory=list)
