@@ -1,0 +1,428 @@
+"""ExtensionManager: discovery, enable/disable in order, isolated hook dispatch, settings, samplers.
+
+Everything lives on the instance (built once in the AppContext). Hooks are dispatched by name:
+
+* ``pipe(hook, **args)``: each enabled implementer in order; returns the final value (or tuple).
+* ``first(hook, **args)``: the first enabled implementer's non-None result (None: declined).
+* ``collect(hook, **args)``: ``[(extension name, result), ...]`` for each enabled implementer.
+
+Isolation: an exception in a hook is logged, recorded in ``failures()``, and the extension is
+disabled for this session (the saved enabled list is left alone, so a restart retries it). A pipe
+goes on with the value as it was before the failing extension (in-place changes it made to
+mutable arguments before raising are not undone).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from webui.errors import UserFacingError
+from webui.plugins.dispatch import (
+    Failure,
+    GuardedProcessor,
+    HookResultError,
+    complete_args,
+    guard_iterator,
+    hook_spec,
+    pipe_result,
+)
+from webui.plugins.extension import LoadedExtension, inspect_extension
+from webui.plugins.hookspecs import HOOKS, HookSpec
+from webui.plugins.loader import (
+    ENTRY_POINT_GROUP,
+    ExtensionSource,
+    discover_directories,
+    discover_entry_points,
+    first_by_name,
+    import_source,
+    requirements_problems,
+    safe_module_name,
+)
+from webui.plugins.params import ParamError, ParamSpec
+from webui.plugins.samplers import LogitsProcessor, SamplerContext, SamplerSpec
+from webui.plugins.store import ENABLED_KEY, MemoryStore, SettingsStore
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES = 200
+
+
+class ExtensionError(UserFacingError):
+    """An extension cannot be loaded or enabled; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ExtensionInfo:
+    """A snapshot of one discovered extension, for the UI."""
+
+    name: str
+    display_name: str
+    source: str  # "directory" or "entry_point"
+    location: str
+    loaded: bool
+    enabled: bool
+    hooks: tuple[str, ...]
+    is_tab: bool
+    warnings: tuple[str, ...]
+    error: str | None  # why the last load/enable attempt failed
+
+
+class ExtensionManager:
+    """Extensions found in ``directories`` (``<dir>/<name>/script.py``; earlier directories win
+    on a name clash) and in the ``entry_point_group`` of installed packages."""
+
+    def __init__(self, directories: Iterable[str | Path] = (), *,
+                 entry_point_group: str | None = ENTRY_POINT_GROUP,
+                 store: SettingsStore | None = None) -> None:
+        self._directories = [Path(d) for d in directories]
+        self._group = entry_point_group
+        self._store: SettingsStore = store if store is not None else MemoryStore()
+        self._lock = threading.RLock()
+        self._sources: dict[str, ExtensionSource] = {}
+        self._loaded: dict[str, LoadedExtension] = {}
+        self._order: list[str] = []
+        self._errors: dict[str, str] = {}
+        self._failures: deque[Failure] = deque(maxlen=MAX_FAILURES)
+        self._module_prefix = f"webui_ext_{id(self):x}"
+        self.discover()
+
+    # ----------------------------------------------------------------- discovery and control
+
+    def discover(self) -> list[str]:
+        """(Re)scan the directories and entry points; returns the available names."""
+        sources = discover_directories(self._directories)
+        if self._group:
+            sources += discover_entry_points(self._group)
+        chosen, notes = first_by_name(sources)
+        for note in notes:
+            log.warning(note)
+        with self._lock:
+            # A loaded extension keeps the source it was imported from.
+            self._sources = {**chosen, **{n: e.source for n, e in self._loaded.items()}}
+            return sorted(self._sources)
+
+    def available(self) -> list[ExtensionInfo]:
+        with self._lock:
+            return [self.info(name) for name in sorted(self._sources)]
+
+    def info(self, name: str) -> ExtensionInfo:
+        with self._lock:
+            source = self._source(name)
+            ext = self._loaded.get(name)
+            return ExtensionInfo(
+                name=name, display_name=ext.display_name if ext else name, source=source.kind,
+                location=source.location, loaded=ext is not None, enabled=name in self._order,
+                hooks=tuple(ext.hooks) if ext else (), is_tab=ext.is_tab if ext else False,
+                warnings=tuple(ext.warnings) if ext else (), error=self._errors.get(name))
+
+    def load(self, name: str) -> LoadedExtension:
+        """Import an extension (once) without enabling it; raises ExtensionError."""
+        with self._lock:
+            if name in self._loaded:
+                return self._loaded[name]
+            try:
+                ext = self._import(name)
+            except ExtensionError as exc:
+                self._errors[name] = str(exc)
+                raise
+            self._errors.pop(name, None)
+            self._loaded[name] = ext
+            return ext
+
+    def enable(self, name: str, position: int | None = None, *, persist: bool = True) -> None:
+        """Enable ``name`` at ``position`` in the order (default: last); moves it if enabled."""
+        with self._lock:
+            ext = self.load(name)
+            self._setup(ext)
+            if name in self._order:
+                self._order.remove(name)
+            self._order.insert(len(self._order) if position is None else position, name)
+            if persist:
+                self._save_order()
+
+    def disable(self, name: str, *, persist: bool = True) -> None:
+        with self._lock:
+            if name in self._order:
+                self._order.remove(name)
+            if persist:
+                self._save_order()
+
+    def set_enabled(self, names: Sequence[str], *, persist: bool = True) -> dict[str, str]:
+        """Enable exactly ``names``, in that order. Returns {name: why} for those refused."""
+        problems: dict[str, str] = {}
+        with self._lock:
+            order: list[str] = []
+            for name in dict.fromkeys(names):
+                try:
+                    self._setup(self.load(name))
+                    order.append(name)
+                except ExtensionError as exc:
+                    problems[name] = str(exc)
+                    log.error("%s", exc)
+            self._order = order
+            if persist:
+                self._save_order()
+        return problems
+
+    def restore_enabled(self, default: Sequence[str] = ()) -> dict[str, str]:
+        """Enable the saved list (or ``default`` when none was saved); see set_enabled."""
+        saved = self._store.load(ENABLED_KEY).get("order")
+        names = [str(n) for n in saved] if isinstance(saved, list) else list(default)
+        return self.set_enabled(names, persist=False)
+
+    def enabled(self) -> list[str]:
+        with self._lock:
+            return list(self._order)
+
+    def is_enabled(self, name: str) -> bool:
+        return name in self._order
+
+    def warnings(self, name: str) -> list[str]:
+        return list(self.load(name).warnings)
+
+    def failures(self) -> list[Failure]:
+        return list(self._failures)
+
+    def clear_failures(self) -> None:
+        self._failures.clear()
+
+    # ----------------------------------------------------------------- settings (params)
+
+    def param_specs(self, name: str) -> dict[str, ParamSpec]:
+        return dict(self.load(name).param_specs)
+
+    def get_params(self, name: str) -> dict[str, Any]:
+        return dict(self.load(name).params)
+
+    def set_param(self, name: str, key: str, value: Any) -> Any:
+        """Set one setting (coerced to its type), persist it, return the stored value."""
+        ext = self.load(name)
+        spec = ext.param_specs.get(key)
+        if spec is None:
+            raise ParamError(f"extension {name!r} has no setting {key!r} "
+                             f"(it has: {', '.join(ext.param_specs) or 'none'})")
+        try:
+            coerced = spec.coerce(value)
+        except ParamError as exc:
+            raise ParamError(f"extension {name!r}: {exc}") from None
+        with self._lock:
+            ext.params[key] = coerced
+            self._save_params(ext)
+        return coerced
+
+    def reset_params(self, name: str) -> None:
+        ext = self.load(name)
+        with self._lock:
+            for key, spec in ext.param_specs.items():
+                ext.params[key] = spec.default
+            self._save_params(ext)
+
+    # ----------------------------------------------------------------- dispatch
+
+    def implementers(self, hook: str) -> list[str]:
+        return [ext.name for ext in self._implementers(hook)]
+
+    def pipe(self, hook: str, /, **args: Any) -> Any:
+        """Run a modifier hook as a pipe; returns the value (a tuple for several returns)."""
+        spec = hook_spec(hook, "pipe")
+        values = complete_args(spec, args)
+        for ext in self._implementers(hook):
+            ok, result = self._invoke(ext, spec, values)
+            if not ok:
+                continue
+            try:
+                values.update(pipe_result(spec, result))
+            except HookResultError as exc:
+                self._fail(ext.name, hook, exc)
+        if len(spec.returns) == 1:
+            return values[spec.returns[0]]
+        return tuple(values[r] for r in spec.returns)
+
+    def first(self, hook: str, /, **args: Any) -> Any:
+        """The first enabled implementer's result that is not None (an isolated iterator for
+        generator hooks). None when every implementer declined (returned None) or failed."""
+        spec = hook_spec(hook, "first")
+        values = complete_args(spec, args)
+        for ext in self._implementers(hook):
+            ok, result = self._invoke(ext, spec, values)
+            if ok and result is not None:
+                return guard_iterator(ext.name, hook, result, self._fail) if spec.generator else result
+        return None
+
+    def collect(self, hook: str, /, **args: Any) -> list[tuple[str, Any]]:
+        spec = hook_spec(hook, "collect")
+        values = complete_args(spec, args)
+        results = []
+        for ext in self._implementers(hook):
+            ok, result = self._invoke(ext, spec, values)
+            if ok:
+                results.append((ext.name, result))
+        return results
+
+    def call(self, name: str, hook: str, /, **args: Any) -> Any:
+        """Call one extension's hook (e.g. ``ui`` inside its own tab); None if it failed."""
+        spec = HOOKS[hook]
+        ext = self.load(name)
+        if hook not in ext.hooks:
+            return None
+        return self._invoke(ext, spec, complete_args(spec, args))[1]
+
+    def custom_css(self) -> str:
+        return "\n".join(str(css) for _, css in self.collect("custom_css") if css)
+
+    def custom_js(self) -> str:
+        return "\n".join(str(js) for _, js in self.collect("custom_js") if js)
+
+    def ui_entries(self) -> list[tuple[str, str, bool]]:
+        """(name, display name, is_tab) of enabled extensions with a ``ui()``, in order."""
+        return [(e.name, e.display_name, e.is_tab) for e in self._implementers("ui")]
+
+    # ----------------------------------------------------------------- samplers
+
+    def samplers(self) -> dict[str, SamplerSpec]:
+        """Samplers registered by enabled extensions, in enabled order (first name wins)."""
+        found: dict[str, SamplerSpec] = {}
+        for ext in self._implementers("register_samplers"):
+            for sampler in self._samplers_of(ext):
+                if sampler.name in found:
+                    log.warning("sampler %r of %s is shadowed by %s's", sampler.name, ext.name,
+                                found[sampler.name].extension)
+                    continue
+                found[sampler.name] = sampler
+        return found
+
+    def sampler_params(self) -> list[ParamSpec]:
+        """Every sampler parameter (for Parameters-tab sliders and API fields)."""
+        params: dict[str, ParamSpec] = {}
+        for sampler in self.samplers().values():
+            for p in sampler.params:
+                params.setdefault(p.key, p)
+        return list(params.values())
+
+    def build_logits_processors(self, values: Mapping[str, Any],
+                                ctx: SamplerContext | None = None) -> list[LogitsProcessor]:
+        """Processors for the active samplers, given parameter ``values`` (missing: defaults).
+
+        Raises ParamError for an invalid value. Each processor is isolated: if it raises while
+        decoding, the failure is recorded, its extension disabled, and it passes scores through.
+        """
+        processors: list[LogitsProcessor] = []
+        for sampler in self.samplers().values():
+            sampler.resolve(values)  # validate first: a bad value is the caller's error
+            try:
+                if not sampler.active(values):
+                    continue
+                processor = sampler.build(values, ctx)
+            except Exception as exc:  # noqa: BLE001 - isolation
+                self._fail(sampler.extension, f"sampler {sampler.name}", exc)
+                continue
+            processors.append(GuardedProcessor(processor, sampler, self._fail))
+        return processors
+
+    # ----------------------------------------------------------------- internals
+
+    def _source(self, name: str) -> ExtensionSource:
+        source = self._sources.get(name)
+        if source is None:
+            self.discover()
+            source = self._sources.get(name)
+        if source is None:
+            raise ExtensionError(f"unknown extension {name!r}; available: "
+                                 f"{', '.join(sorted(self._sources)) or 'none'}")
+        return source
+
+    def _import(self, name: str) -> LoadedExtension:
+        source = self._source(name)
+        missing = requirements_problems(source)
+        if missing:
+            raise ExtensionError(
+                f"extension {name!r} needs packages that are not installed or too old: "
+                f"{', '.join(missing)}. Install them with: pip install -r {source.requirements_file}")
+        try:
+            obj = import_source(source, safe_module_name(self._module_prefix, name))
+        except ModuleNotFoundError as exc:
+            raise ExtensionError(f"extension {name!r} cannot be imported: module {exc.name!r} is "
+                                 "not installed (add it to the extension's requirements.txt)") from exc
+        except Exception as exc:
+            log.exception("extension %s failed to import", name)
+            raise ExtensionError(f"extension {name!r} failed to import: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+        ext = inspect_extension(name, source, obj)
+        for warning in ext.warnings:
+            log.warning("extension %s: %s", name, warning)
+        self._apply_saved_params(ext)
+        return ext
+
+    def _setup(self, ext: LoadedExtension) -> None:
+        if ext.setup_done:
+            return
+        if "setup" in ext.hooks:
+            ok, _ = self._invoke(ext, HOOKS["setup"], {})
+            if not ok:
+                message = f"extension {ext.name!r}: setup() failed: {self._failures[-1].message}"
+                self._errors[ext.name] = message
+                raise ExtensionError(message)
+        ext.setup_done = True
+
+    def _apply_saved_params(self, ext: LoadedExtension) -> None:
+        for key, value in self._store.load(ext.name).items():
+            spec = ext.param_specs.get(key)
+            if spec is None:
+                continue  # a setting the extension no longer has
+            try:
+                ext.params[key] = spec.coerce(value)
+            except ParamError as exc:
+                ext.warnings.append(f"saved setting ignored: {exc}")
+
+    def _save_params(self, ext: LoadedExtension) -> None:
+        changed = {k: ext.params[k] for k, s in ext.param_specs.items()
+                   if s.editable and ext.params.get(k) != s.default}
+        self._store.save(ext.name, changed)
+
+    def _save_order(self) -> None:
+        self._store.save(ENABLED_KEY, {"order": list(self._order)})
+
+    def _implementers(self, hook: str) -> list[LoadedExtension]:
+        with self._lock:
+            return [self._loaded[n] for n in self._order if hook in self._loaded[n].hooks]
+
+    def _invoke(self, ext: LoadedExtension, spec: HookSpec,
+                values: Mapping[str, Any]) -> tuple[bool, Any]:
+        try:
+            extras = tuple(k for k in values if k not in spec.args)
+            call_args, kwargs = ext.plan(spec.name, extras).bind(values)
+            return True, ext.hooks[spec.name](*call_args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - isolation: any extension error is reported
+            self._fail(ext.name, spec.name, exc)
+            return False, None
+
+    def _fail(self, name: str, hook: str, exc: BaseException) -> None:
+        """Record a hook failure and disable the extension for this session."""
+        failure = Failure.from_exception(name, hook, exc, time.time())
+        log.error("extension %s failed in %s, disabling it:\n%s", name, hook, failure.traceback)
+        self._failures.append(failure)
+        with self._lock:
+            if name in self._order:
+                self._order.remove(name)
+
+    def _samplers_of(self, ext: LoadedExtension) -> tuple[SamplerSpec, ...]:
+        if ext.samplers is None:
+            ok, result = self._invoke(ext, HOOKS["register_samplers"], {})
+            if not ok:
+                return ()
+            items = list(result or [])
+            bad = [item for item in items if not isinstance(item, SamplerSpec)]
+            if bad:
+                self._fail(ext.name, "register_samplers", HookResultError(
+                    f"register_samplers() must return SamplerSpec items, got {type(bad[0]).__name__}"))
+                return ()
+            ext.samplers = tuple(replace(s, extension=ext.name) for s in items)
+        return ext.samplers
+

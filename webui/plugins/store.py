@@ -1,0 +1,75 @@
+"""Where extension settings and the enabled list are persisted: a protocol the app implements.
+
+The manager saves each extension's settings under the extension's name, and the enabled list
+(in order) under ``ENABLED_KEY``, a name no extension directory can clash with in practice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+ENABLED_KEY = "@enabled"
+
+
+class SettingsStore(Protocol):
+    """Persistence for extension settings; values are JSON-compatible dicts."""
+
+    def load(self, name: str) -> dict[str, Any]:
+        """The saved dict for ``name``, or {} when nothing was saved."""
+        ...
+
+    def save(self, name: str, values: dict[str, Any]) -> None:
+        """Replace the saved dict for ``name``."""
+        ...
+
+
+class MemoryStore:
+    """A SettingsStore in memory (tests, or when nothing should be written)."""
+
+    def __init__(self, initial: dict[str, dict[str, Any]] | None = None) -> None:
+        self.data: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (initial or {}).items()}
+
+    def load(self, name: str) -> dict[str, Any]:
+        return dict(self.data.get(name, {}))
+
+    def save(self, name: str, values: dict[str, Any]) -> None:
+        self.data[name] = dict(values)
+
+
+class JsonFileStore:
+    """A SettingsStore in one JSON file (``{name: {...}}``), written atomically."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def load(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            value = self._read().get(name, {})
+        return dict(value) if isinstance(value, dict) else {}
+
+    def save(self, name: str, values: dict[str, Any]) -> None:
+        with self._lock:
+            data = self._read()
+            data[name] = values
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump(data, f, indent=2, ensure_ascii=False)
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
