@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 
 from webui.privacy import apply_private_defaults
@@ -25,9 +26,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from webui.config import load_settings
     from webui.context import build_context
 
@@ -42,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
                 "database_url": args.database_url,
             }
         )
+        if not port_is_free(settings.bind_host, settings.port):
+            raise UserFacingError(
+                f"Port {settings.port} is already in use (is the app already running?). Choose another with --port."
+            )
         ctx = build_context(settings)
     except UserFacingError as exc:
         print(f"error: {exc}", file=sys.stderr)

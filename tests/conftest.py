@@ -60,3 +60,18 @@ def chat_service(make_engine, repo: ChatRepository, characters: CharacterLibrary
         return ChatService(make_engine(**kwargs), repo, characters)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def embedded_gguf() -> Path:
+    from webui.engine.catalog import embedded_model_path
+
+    return embedded_model_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, embedded_gguf: Path) -> Path:
+    """A tiny random Llama (hidden 64, 2 layers) saved with SmolLM2's real tokenizer."""
+    from tests.tiny_models import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), embedded_gguf)

@@ -128,6 +128,8 @@ class ChatService:
                         # Let tokens pile up instead of waking per token.
                         time.sleep(max(0.0, min_interval - (time.monotonic() - now)))
         finally:
+            if not handle.done.is_set():
+                log.info("reply to %r abandoned by its reader after %d chars; stopping", session_key, len(reply))
             handle.cancel()  # a no-op when finished; stops the model if the consumer went away
             self.repo.update_version(version_id, reply, complete=True)
             with self._lock:

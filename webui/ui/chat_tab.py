@@ -22,6 +22,7 @@ UI_UPDATE_SECONDS = 0.05  # at most ~20 screen updates a second; tokens in betwe
 @dataclass
 class ChatComponents:
     conv_id: gr.State
+    pending: gr.State  # the message being answered, handed from `prepare` to `respond`
     chat_list: gr.Radio
     new_btn: gr.Button
     rename_box: gr.Textbox
@@ -37,6 +38,7 @@ class ChatComponents:
 def build(ctx: AppContext) -> ChatComponents:
     """Lay out the sidebar and chat area (inside the caller's Blocks)."""
     conv_id = gr.State(None)
+    pending = gr.State(None)
     with gr.Sidebar(open=True):
         new_btn = gr.Button("➕ New chat", elem_id="new-chat")
         chat_list = gr.Radio(label="Chats", choices=[], elem_id="chat-list", interactive=True)
@@ -58,7 +60,7 @@ def build(ctx: AppContext) -> ChatComponents:
         )
         send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="send")
         stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
-    return ChatComponents(conv_id, chat_list, new_btn, rename_box, rename_btn, delete_btn, model_info, chatbot, textbox, send_btn, stop_btn)
+    return ChatComponents(conv_id, pending, chat_list, new_btn, rename_box, rename_btn, delete_btn, model_info, chatbot, textbox, send_btn, stop_btn)
 
 
 def _history(ctx: AppContext, conv_id: int | None) -> list[dict[str, Any]]:
@@ -130,37 +132,45 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
         queue=False,
     )
 
-    def respond(conv_id: int | None, text: str, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+    def prepare(conv_id: int | None, text: str) -> tuple[Any, ...]:
+        """Show the user's message at once and clear the box; the reply streams in the next step."""
         if not text.strip():
-            yield gr.update(), gr.update(), conv_id, gr.update()
-            return
+            return gr.update(), gr.update(), conv_id, None
         if conv_id is None:
             conv_id = ctx.chat.new_conversation().id
+        history = _history(ctx, conv_id) + [{"role": "user", "content": text}]
+        return history, "", conv_id, text
+
+    def respond(conv_id: int | None, text: str | None, request: gr.Request) -> Iterator[list[dict[str, Any]]]:
+        if conv_id is None or not text:
+            return
         history = _history(ctx, conv_id) + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-        yield history, "", conv_id, gr.update()
         try:
             for progress in ctx.chat.send(
                 conv_id, text, GenerationParams(), session_key=request.session_hash or "", min_interval=UI_UPDATE_SECONDS
             ):
                 history[-1]["content"] = progress.text
-                if progress.done:
-                    if progress.dropped_turns:
-                        gr.Info(f"{progress.dropped_turns} old messages did not fit the context window and were left out of the prompt.")
-                    yield history, gr.update(), conv_id, gr.update(choices=_chat_choices(ctx), value=conv_id)
-                else:
-                    yield history, gr.update(), conv_id, gr.update()
+                if progress.done and progress.dropped_turns:
+                    gr.Info(f"{progress.dropped_turns} old messages did not fit the context window and were left out of the prompt.")
+                yield history
         except UserFacingError as exc:
             raise gr.Error(str(exc)) from exc
 
-    send_args: dict[str, Any] = {
-        "fn": respond,
-        "inputs": [c.conv_id, c.textbox],
-        "outputs": [c.chatbot, c.textbox, c.conv_id, c.chat_list],
-        "concurrency_limit": None,  # the inference worker queues generations itself
-        "show_progress": "hidden",
-    }
-    c.send_btn.click(**send_args)
-    c.textbox.submit(**send_args)
+    def refresh_list(conv_id: int | None) -> Any:
+        return gr.update(choices=_chat_choices(ctx), value=conv_id)
+
+    for trigger in (c.send_btn.click, c.textbox.submit):
+        (
+            trigger(prepare, [c.conv_id, c.textbox], [c.chatbot, c.textbox, c.conv_id, c.pending], queue=False)
+            .then(
+                respond,
+                [c.conv_id, c.pending],
+                c.chatbot,
+                concurrency_limit=None,  # the inference worker queues generations itself
+                show_progress="hidden",
+            )
+            .then(refresh_list, c.conv_id, c.chat_list, queue=False)
+        )
 
     def stop(request: gr.Request) -> None:
         ctx.chat.stop(request.session_hash or "")
