@@ -22,6 +22,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--listen", action="store_true", default=None, help="bind 0.0.0.0 so other machines can connect")
     p.add_argument("--data-dir", help="where chats and settings live (env WEBUI_DATA_DIR; default ./data)")
     p.add_argument("--database-url", help="any SQLAlchemy URL (default: SQLite in the data dir)")
+    p.add_argument("--extensions", nargs="*", metavar="NAME", help="extensions to enable, in order (default: the saved set)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING...")
     return p.parse_args(argv)
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                 "listen": args.listen,
                 "data_dir": args.data_dir,
                 "database_url": args.database_url,
+                "extensions": args.extensions,
             }
         )
         if not port_is_free(settings.bind_host, settings.port):

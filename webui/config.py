@@ -31,6 +31,7 @@ class Settings(BaseModel):
     database_url: str | None = None
     characters_dirs: list[Path] = [REPO_ROOT / "characters"]
     user_name: str = "You"
+    extensions: list[str] | None = None  # None: the saved enabled set
 
     @property
     def bind_host(self) -> str:
@@ -40,6 +41,10 @@ class Settings(BaseModel):
     @property
     def user_characters_dir(self) -> Path:
         return self.data_dir / "characters"
+
+    @property
+    def extension_dirs(self) -> list[Path]:
+        return [REPO_ROOT / "extensions", self.data_dir / "extensions"]
 
 
 def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from webui.chat.characters import CharacterLibrary
@@ -10,7 +11,10 @@ from webui.config import Settings
 from webui.engine.catalog import resolve_model
 from webui.engine.engine import Engine
 from webui.storage.db import ensure_data_dir, open_database, sqlite_url
+from webui.plugins import ExtensionManager, JsonFileStore
 from webui.storage.repository import ChatRepository
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -20,6 +24,7 @@ class AppContext:
     repo: ChatRepository
     characters: CharacterLibrary
     chat: ChatService
+    extensions: ExtensionManager
 
 
 def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
@@ -28,6 +33,13 @@ def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
     db = open_database(settings.database_url or sqlite_url(settings.data_dir))
     repo = ChatRepository(db)
     characters = CharacterLibrary([*settings.characters_dirs, settings.user_characters_dir])
+    extensions = ExtensionManager(settings.extension_dirs, store=JsonFileStore(settings.data_dir / "extensions.json"))
+    if settings.extensions is not None:
+        refused = extensions.set_enabled(settings.extensions)
+    else:
+        refused = extensions.restore_enabled()
+    for name, why in refused.items():
+        log.warning("extension %s not enabled: %s", name, why)
     engine = Engine()
     if load_model:
         try:
@@ -36,4 +48,4 @@ def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
             engine.shutdown()
             raise
     chat = ChatService(engine, repo, characters, user_name=settings.user_name)
-    return AppContext(settings, engine, repo, characters, chat)
+    return AppContext(settings, engine, repo, characters, chat, extensions)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from webui.chat.cards import CHARACTER_SUFFIXES, load_character
+from webui.chat.cards import discover_characters
 from webui.chat.character import Character
-from webui.errors import CharacterError
 
 log = logging.getLogger(__name__)
 
@@ -24,21 +23,9 @@ class CharacterLibrary:
         self.reload()
 
     def reload(self) -> None:
-        self._by_name.clear()
-        self.errors.clear()
-        for directory in self.directories:
-            if not directory.is_dir():
-                continue
-            for path in sorted(directory.iterdir()):
-                if path.suffix.lower() not in CHARACTER_SUFFIXES:
-                    continue
-                try:
-                    char = load_character(path)
-                except CharacterError as exc:
-                    self.errors.append(str(exc))
-                    log.warning("%s", exc)
-                    continue
-                self._by_name[char.name] = char
+        self._by_name, self.errors = discover_characters(self.directories)
+        for error in self.errors:
+            log.warning("%s", error)
 
     def names(self) -> list[str]:
         return sorted(self._by_name, key=lambda n: (n != DEFAULT_CHARACTER, n.lower()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -24,8 +26,15 @@ class GenerationParams(BaseModel):
     repetition_penalty: float = Field(default=1.0, gt=0.0, le=5.0)
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    repetition_penalty_range: int = Field(default=0, ge=0, description="last N tokens penalised; 0 = all")
+    no_repeat_ngram_size: int = Field(default=0, ge=0)
+    ban_eos_token: bool = Field(default=False, description="never end the reply on the EOS token")
+    truncation_length: int = Field(default=0, ge=0, description="prompt token budget; 0 = the model's context")
     seed: int = Field(default=-1, description="-1 picks a random seed")
     stop: list[str] = Field(default_factory=list, description="Custom stop strings")
+    samplers: dict[str, Any] = Field(
+        default_factory=dict, description="parameters of extension samplers (e.g. dry_multiplier), by name"
+    )
 
     @property
     def greedy(self) -> bool:
