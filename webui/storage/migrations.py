@@ -57,7 +57,20 @@ def _m001_initial(op: Operations) -> None:
     op.create_index("ix_message_versions_message_id", "message_versions", ["message_id"])
 
 
-MIGRATIONS: list[Callable[[Operations], None]] = [_m001_initial]
+def _m002_personas(op: Operations) -> None:
+    op.create_table(
+        "personas",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("description", sa.Text, nullable=False),
+        sa.Column("avatar", sa.LargeBinary, nullable=True),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    op.create_index("ix_personas_user_id", "personas", ["user_id"])
+
+
+MIGRATIONS: list[Callable[[Operations], None]] = [_m001_initial, _m002_personas]
 
 _version_table = sa.Table(
     "schema_version", sa.MetaData(), sa.Column("version", sa.Integer, nullable=False)
