@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from webui.chat.characters import DEFAULT_CHARACTER, CharacterLibrary
 from webui.chat.prompt import BuiltPrompt, build_messages
-from webui.chat.character import substitute_macros
+from webui.chat.character import Character, substitute_macros
 from webui.engine.engine import Engine
 from webui.engine.worker import GenerationHandle
 from webui.generation.params import GenerationParams
@@ -34,6 +34,8 @@ class ReplyProgress:
     done: bool = False
     finish_reason: str | None = None
     dropped_turns: int = 0
+    prompt_tokens: int = 0  # set on the last progress
+    completion_tokens: int = 0  # set on the last progress
 
 
 class ChatService:
@@ -101,8 +103,30 @@ class ChatService:
         handle = self.engine.chat(built.messages, params)
         yield from self._stream(handle, ids.reply_version_id, session_key, min_interval, built.dropped_turns)
 
+    def answer(
+        self,
+        history: list[tuple[str, str]],
+        params: GenerationParams,
+        *,
+        character: str | None = None,
+        session_key: str = "",
+        min_interval: float = 0.0,
+    ) -> Iterator[ReplyProgress]:
+        """Reply to a history the caller holds (the API without saving): the same prompt building
+        and generation as ``send``, nothing stored. ``character`` None: the messages as given."""
+        model = self.engine.model
+
+        def fits(messages: list[dict[str, str]]) -> bool:
+            budget = model.context_length - params.max_new_tokens if model else 0
+            return self.engine.count_tokens(self.engine.format_chat(messages)) <= budget
+
+        char = self.characters.get(character) if character is not None else Character(name="Assistant")
+        built = build_messages(char, history, user_name=self.user_name, fits=fits if model else None)
+        handle = self.engine.chat(built.messages, params)
+        yield from self._stream(handle, None, session_key, min_interval, built.dropped_turns)
+
     def _stream(
-        self, handle: GenerationHandle, version_id: int, session_key: str, min_interval: float, dropped: int
+        self, handle: GenerationHandle, version_id: int | None, session_key: str, min_interval: float, dropped: int
     ) -> Iterator[ReplyProgress]:
         with self._lock:
             previous = self._active.get(session_key)
@@ -118,7 +142,7 @@ class ChatService:
                 now = time.monotonic()
                 if finished:
                     break
-                if now - last_flush >= FLUSH_SECONDS:
+                if version_id is not None and now - last_flush >= FLUSH_SECONDS:
                     self.repo.update_version(version_id, reply, complete=False)
                     last_flush = now
                 if delta and now - last_yield >= min_interval:
@@ -131,11 +155,14 @@ class ChatService:
             if not handle.done.is_set():
                 log.info("reply to %r abandoned by its reader after %d chars; stopping", session_key, len(reply))
             handle.cancel()  # a no-op when finished; stops the model if the consumer went away
-            self.repo.update_version(version_id, reply, complete=True)
+            if version_id is not None:
+                self.repo.update_version(version_id, reply, complete=True)
             with self._lock:
                 if self._active.get(session_key) is handle:
                     del self._active[session_key]
-        yield ReplyProgress(reply, done=True, finish_reason=handle.stats.finish_reason, dropped_turns=dropped)
+        stats = handle.stats
+        yield ReplyProgress(reply, done=True, finish_reason=stats.finish_reason, dropped_turns=dropped,
+                            prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens)
 
     def stop(self, session_key: str) -> bool:
         """Stop the reply streaming to ``session_key``; True if there was one."""
