@@ -1,0 +1,54 @@
+"""Playwright helpers for driving the real UI in Debian's chromium (never `playwright install`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+BOT = "#chatbot .message-row.bot-row .message-content"
+USER = "#chatbot .message-row.user-row .message-content"
+
+
+def bot_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.locator(BOT).all_inner_texts()
+
+
+def user_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.locator(USER).all_inner_texts()
+
+
+def send_message(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#chat-input textarea", text)
+    page.click("#send")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.1, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_until_stable(read: Callable[[], str], quiet: float = 1.5, timeout: float = 60) -> str:
+    """Wait until ``read()`` stops changing for ``quiet`` seconds; return its value."""
+    deadline = time.monotonic() + timeout
+    last, since = read(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = read()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return now
+    raise AssertionError("value kept changing")
