@@ -10,6 +10,7 @@ from webui.engine.protocol import LoadedModel, ModelSpec
 from webui.engine.registry import get_backend, pick_loader
 from webui.engine.worker import GenerationHandle, InferenceWorker
 from webui.errors import ModelLoadError
+from webui.generation.decode import DecodeHooks
 from webui.generation.params import GenerationParams
 
 log = logging.getLogger(__name__)
@@ -71,16 +72,19 @@ class Engine:
     def count_tokens(self, text: str) -> int:
         return self.worker.call(lambda: self._require_model().count_tokens(text))
 
-    def generate(self, prompt: str, params: GenerationParams) -> GenerationHandle:
-        """Queue a completion of ``prompt``; the handle streams text deltas."""
-        return self.worker.stream(lambda emit: self._require_model().generate(prompt, params, emit), params.stop)
+    def generate(self, prompt: str, params: GenerationParams, hooks: DecodeHooks | None = None) -> GenerationHandle:
+        """Queue a completion of ``prompt``; the handle streams text deltas. ``hooks``: extension
+        logits processors etc. (see webui/generation/decode.py), passed on only when given."""
+        kw = {"hooks": hooks} if hooks is not None else {}
+        return self.worker.stream(lambda emit: self._require_model().generate(prompt, params, emit, **kw), params.stop)
 
-    def chat(self, messages: list[dict[str, str]], params: GenerationParams) -> GenerationHandle:
+    def chat(self, messages: list[dict[str, str]], params: GenerationParams, hooks: DecodeHooks | None = None) -> GenerationHandle:
         """Queue a reply to ``messages``, rendered with the model's chat template."""
+        kw = {"hooks": hooks} if hooks is not None else {}
 
         def run(emit):  # type: ignore[no-untyped-def]
             model = self._require_model()
-            return model.generate(model.format_chat(messages), params, emit)
+            return model.generate(model.format_chat(messages), params, emit, **kw)
 
         return self.worker.stream(run, params.stop)
 
