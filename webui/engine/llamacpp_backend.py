@@ -11,6 +11,7 @@ from typing import Any
 from webui.chat.templates import FALLBACK_CHAT_TEMPLATE, FALLBACK_STOP
 from webui.engine.protocol import Emit, GenerationStats, ModelSpec
 from webui.errors import ModelLoadError
+from webui.generation.decode import DecodeHooks, llama_cpp_logits_processor
 from webui.generation.params import GenerationParams
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class LlamaCppModel:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def generate(self, prompt: str, params: GenerationParams, emit: Emit) -> GenerationStats:
+    def generate(self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None = None) -> GenerationStats:
         seed = params.seed if params.seed >= 0 else random.randrange(2**31)
         stats = GenerationStats(prompt_tokens=self.count_tokens(prompt))
         stream = self._llm.create_completion(
@@ -90,6 +91,7 @@ class LlamaCppModel:
             seed=seed,
             stop=self.template_stops or None,
             stream=True,
+            logits_processor=llama_cpp_logits_processor(hooks, self._llm, prompt, seed),  # extension samplers
         )
         try:
             for chunk in stream:

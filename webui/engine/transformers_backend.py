@@ -10,6 +10,7 @@ from typing import Any
 from webui.chat.templates import FALLBACK_CHAT_TEMPLATE
 from webui.engine.protocol import Emit, GenerationStats, ModelSpec
 from webui.errors import ModelLoadError
+from webui.generation.decode import DecodeHooks, transformers_decode_kwargs
 from webui.generation.params import GenerationParams
 
 log = logging.getLogger(__name__)
@@ -95,11 +96,12 @@ class TransformersModel:
     def count_tokens(self, text: str) -> int:
         return len(self._tok(text, add_special_tokens=False)["input_ids"])
 
-    def generate(self, prompt: str, params: GenerationParams, emit: Emit) -> GenerationStats:
+    def generate(self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None = None) -> GenerationStats:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, set_seed
 
         inputs = self._tok(prompt, return_tensors="pt", add_special_tokens=False).to(self._model.device)
+        inputs, hook_kwargs = transformers_decode_kwargs(hooks, self._tok, prompt, inputs, params.seed)
         prompt_len = int(inputs["input_ids"].shape[1])
         streamer = _EmitStreamer(self._tok, emit)
 
@@ -123,6 +125,7 @@ class TransformersModel:
                 kwargs["min_p"] = params.min_p
             if params.typical_p < 1:
                 kwargs["typical_p"] = params.typical_p
+        kwargs.update(hook_kwargs)  # extension samplers / logits processors
         with torch.inference_mode():
             out = self._model.generate(**inputs, **kwargs)
         n_new = int(out.shape[1]) - prompt_len
