@@ -1,7 +1,7 @@
 import time
 
 from webui.chat.character import Character
-from webui.chat.prompt import build_messages
+from webui.chat.prompt import ChatSetup, PromptTools, build_prompt
 from webui.generation.params import GenerationParams
 from webui.chat import service as service_mod
 
@@ -78,18 +78,19 @@ def test_min_interval_coalesces_updates(chat_service) -> None:
 
 
 def test_history_that_does_not_fit_drops_oldest_turns() -> None:
-    char = Character(name="Bot", description="You talk to {{user}}.")
+    char = Character(name="Bot", system_prompt="You talk to {{user}}.")
     history = [("user", "one two three"), ("assistant", "four five"), ("user", "six seven"), ("assistant", "eight"), ("user", "nine")]
 
-    def fits(messages) -> bool:
-        return sum(len(m["content"].split()) for m in messages) <= 8
+    def render(messages) -> str:
+        return "".join(f"<{m['role']}>{m['content']}\n" for m in messages)
 
-    built = build_messages(char, history, user_name="Ann", fits=fits)
+    tools = PromptTools(render, lambda text: len(text.split()), budget=8)
+    built = build_prompt(ChatSetup(char, user_name="Ann"), history, tools)
     assert built.messages[0] == {"role": "system", "content": "You talk to Ann."}
     assert built.messages[-1] == {"role": "user", "content": "nine"}
     assert built.messages[1]["role"] == "user"  # never start history with an orphan reply
-    assert built.dropped_turns >= 2
-    assert fits(built.messages)
+    assert len(built.prompt.split()) <= 8
+    assert built.dropped_turns == 2  # the fewest that fit: keeping "four five" would need 10 words
 
 
 def test_long_chat_is_truncated_end_to_end(chat_service) -> None:

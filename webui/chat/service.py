@@ -1,7 +1,15 @@
-"""ChatService: one user turn from text in to a streamed, persisted reply out.
+"""ChatService: one turn from text in to a streamed, persisted reply out.
 
 UI, API and CLI all call this, so a reply is built, generated and stored the same way
-whichever door it came through.
+whichever door it came through. Every action (send, regenerate, continue, impersonate,
+show prompt) runs the same steps, in ``_generate``:
+
+1. state: the chat's setup (character, persona, mode, template) and the generation params
+2. history: the stored messages the reply follows
+3. input text: the user's new message (send) or a reply prefix (continue / "start reply with")
+4. prompt: ``webui.chat.prompt.build_prompt`` renders the exact text the model sees
+5. generate: ``Engine.generate`` on the one inference worker, streamed
+6. output text: persisted while streaming (flushed at most once a second)
 """
 
 from __future__ import annotations
@@ -11,19 +19,28 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from webui.chat.characters import DEFAULT_CHARACTER, CharacterLibrary
-from webui.chat.prompt import BuiltPrompt, build_messages
 from webui.chat.character import Character, substitute_macros
+from webui.chat.characters import DEFAULT_CHARACTER, CharacterLibrary
+from webui.chat.instruct import MODEL_TEMPLATE, InstructionTemplates
+from webui.chat.prompt import MODES, ChatSetup, Goal, PromptResult, PromptTools, build_prompt
 from webui.engine.engine import Engine
 from webui.engine.worker import GenerationHandle
+from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
+from webui.storage.personas import PersonaRepository
 from webui.storage.repository import ChatRepository, ConversationRecord
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
 TITLE_CHARS = 48
+_DEFAULT_PARAMS = GenerationParams().model_dump()
+
+
+class ChatActionError(UserFacingError):
+    """An action that does not apply to the chat as it is (e.g. Continue with no reply)."""
 
 
 @dataclass
@@ -39,43 +56,163 @@ class ReplyProgress:
 
 
 class ChatService:
-    def __init__(self, engine: Engine, repo: ChatRepository, characters: CharacterLibrary, user_name: str = "You") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        repo: ChatRepository,
+        characters: CharacterLibrary,
+        user_name: str = "You",
+        personas: PersonaRepository | None = None,
+        templates: InstructionTemplates | None = None,
+    ) -> None:
         self.engine = engine
         self.repo = repo
         self.characters = characters
         self.user_name = user_name
+        self.personas = personas
+        self.templates = templates
         self._active: dict[str, GenerationHandle] = {}
         self._lock = threading.Lock()
 
-    def new_conversation(self, character: str = DEFAULT_CHARACTER, user_id: int | None = None) -> ConversationRecord:
-        """Create a chat and store the character's greeting as its first message."""
+    # -- chats and their settings ------------------------------------------------------
+    def new_conversation(
+        self,
+        character: str = DEFAULT_CHARACTER,
+        user_id: int | None = None,
+        *,
+        persona: str | None = None,
+        mode: str | None = None,
+        greeting: int = 0,
+    ) -> ConversationRecord:
+        """Create a chat and store the chosen greeting (first_mes or an alternate) as its first message."""
         char = self.characters.get(character)
-        conv = self.repo.create_conversation(title="New chat", character=char.name, user_id=user_id)
+        settings: dict[str, Any] = {"greeting": greeting}
+        if persona:
+            settings["persona"] = persona
+        if mode:
+            settings["mode"] = self._check_mode(mode)
+        conv = self.repo.create_conversation(title="New chat", character=char.name, user_id=user_id, settings=settings)
         greetings = char.greetings()
         if greetings:
-            self.repo.add_message(conv.id, "assistant", substitute_macros(greetings[0], char.name, self.user_name), user_id)
+            text = greetings[min(max(greeting, 0), len(greetings) - 1)]
+            self.repo.add_message(conv.id, "assistant", substitute_macros(text, char.name, self._user_name(persona, user_id)), user_id)
+        return self.repo.get_conversation(conv.id, user_id)
+
+    def configure(self, conv_id: int, user_id: int | None = None, **changes: Any) -> ConversationRecord:
+        """Change a chat's character / persona / mode / template / greeting; stored in the database.
+
+        A new greeting replaces the opening message while the chat holds nothing else.
+        """
+        if "mode" in changes and changes["mode"] is not None:
+            self._check_mode(changes["mode"])
+        character = changes.pop("character", None)
+        if character is not None:
+            character = self.characters.get(character).name
+        conv = self.repo.update_settings(conv_id, changes, user_id, character=character)
+        if "greeting" in changes or character is not None:
+            msgs = self.repo.messages(conv_id, user_id)
+            if len(msgs) <= 1 and all(m.role == "assistant" for m in msgs):
+                char = self.characters.get(conv.character)
+                greetings = char.greetings()
+                idx = int(conv.settings.get("greeting", 0) or 0)
+                text = greetings[min(max(idx, 0), len(greetings) - 1)] if greetings else ""
+                text = substitute_macros(text, char.name, self._user_name(conv.settings.get("persona"), user_id))
+                if msgs:
+                    self.repo.edit_message(msgs[0].id, text, user_id)
+                elif text:
+                    self.repo.add_message(conv_id, "assistant", text, user_id)
         return conv
 
-    def build_prompt(self, conv_id: int, user_id: int | None = None, reserve_tokens: int = 512) -> BuiltPrompt:
-        """The messages the model will see for the reply being written at the end of the chat.
+    @staticmethod
+    def _check_mode(mode: str) -> str:
+        if mode not in MODES:
+            raise ChatActionError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+        return mode
 
-        An empty trailing assistant message (the reply being generated) is left out; the
-        oldest turns are dropped while the prompt plus ``reserve_tokens`` exceeds the context.
-        """
-        conv = self.repo.get_conversation(conv_id, user_id)
-        history = [(m.role, m.content) for m in self.repo.messages(conv_id, user_id)]
-        if history and history[-1][0] == "assistant" and not history[-1][1]:
-            history = history[:-1]
-        model = self.engine.model
+    def _user_name(self, persona: str | None, user_id: int | None) -> str:
+        return persona if persona and self._persona(persona, user_id) is not None else self.user_name
 
-        def fits(messages: list[dict[str, str]]) -> bool:
-            budget = model.context_length - reserve_tokens if model else 0
-            return self.engine.count_tokens(self.engine.format_chat(messages)) <= budget
+    def _persona(self, name: str | None, user_id: int | None):  # type: ignore[no-untyped-def]
+        if not name or self.personas is None:
+            return None
+        return self.personas.get(name, user_id)
 
-        return build_messages(
-            self.characters.get(conv.character), history, user_name=self.user_name, fits=fits if model else None
+    def setup_for(
+        self, character: str | None, persona: str | None = None, mode: str | None = None, user_id: int | None = None
+    ) -> ChatSetup:
+        """Step 1 (state): the prompt setup for a character, persona and mode."""
+        rec = self._persona(persona, user_id)
+        char = self.characters.get(character) if character is not None else Character(name=DEFAULT_CHARACTER)
+        return ChatSetup(
+            character=char,
+            user_name=rec.name if rec else self.user_name,
+            persona_description=rec.description if rec else "",
+            mode=self._check_mode(mode or ("chat" if character is not None else "instruct")),  # type: ignore[arg-type]
         )
 
+    def _tools(self, params: GenerationParams, template: str | None) -> PromptTools:
+        model = self.engine.model
+        if template and template != MODEL_TEMPLATE and self.templates is not None:
+            templates = self.templates
+
+            def format_chat(messages: list[dict[str, str]]) -> str:
+                return templates.render(template, messages)
+        else:
+            format_chat = self.engine.format_chat
+        budget = None
+        if model is not None:
+            budget = (params.truncation_length or model.context_length) - params.max_new_tokens
+        return PromptTools(format_chat, self.engine.count_tokens, budget)
+
+    # -- prompts -----------------------------------------------------------------------
+    def _history(self, conv_id: int, user_id: int | None) -> list[tuple[str, str]]:
+        """Step 2: the stored history (text of each message's active version)."""
+        return [(m.role, m.content) for m in self.repo.messages(conv_id, user_id)]
+
+    def chat_prompt(
+        self,
+        conv: ConversationRecord,
+        history: list[tuple[str, str]],
+        params: GenerationParams,
+        *,
+        goal: Goal = "reply",
+        prefix: str = "",
+        user_id: int | None = None,
+    ) -> PromptResult:
+        """Step 4: the exact prompt for the reply after ``history`` in chat ``conv``."""
+        s = conv.settings
+        setup = self.setup_for(conv.character, s.get("persona"), s.get("mode") or "chat", user_id)
+        return build_prompt(setup, history, self._tools(params, s.get("template")), goal=goal, prefix=prefix)
+
+    def show_prompt(self, conv_id: int, params: GenerationParams, user_id: int | None = None) -> PromptResult:
+        """The prompt the last reply was (or a regenerate would be) generated from.
+
+        With no reply at the end, the prompt for the next reply to the history as it stands.
+        """
+        conv = self.repo.get_conversation(conv_id, user_id)
+        history = self._history(conv_id, user_id)
+        if history and history[-1][0] == "assistant" and len(history) > 1:
+            history = history[:-1]
+        return self.chat_prompt(conv, history, params, user_id=user_id)
+
+    def api_prompt(
+        self,
+        messages: list[tuple[str, str]],
+        params: GenerationParams,
+        *,
+        character: str | None = None,
+        mode: str | None = None,
+        persona: str | None = None,
+        template: str | None = None,
+        user_id: int | None = None,
+    ) -> PromptResult:
+        """The prompt for a caller-held history (API). System messages become the setup's system message."""
+        setup = self.setup_for(character, persona, mode, user_id)
+        setup.system_message = "\n\n".join(c for r, c in messages if r == "system")
+        history = [(r, c) for r, c in messages if r != "system"]
+        return build_prompt(setup, history, self._tools(params, template))
+
+    # -- actions -----------------------------------------------------------------------
     def send(
         self,
         conv_id: int,
@@ -85,23 +222,76 @@ class ChatService:
         session_key: str = "",
         user_id: int | None = None,
         min_interval: float = 0.0,
+        start_with: str = "",
     ) -> Iterator[ReplyProgress]:
         """Store the user's message, generate the reply, persist it while it streams.
 
-        Yields the reply so far at most every ``min_interval`` seconds (a UI sets this to
-        coalesce tokens into fewer screen updates), and a final ``done`` progress.
+        ``start_with`` is text the reply must begin with; the model writes on from it. Yields
+        the reply so far at most every ``min_interval`` seconds (a UI coalesces tokens into
+        fewer screen updates), and a final ``done`` progress.
         """
         conv = self.repo.get_conversation(conv_id, user_id)
         if conv.title == "New chat" and text.strip():
             self.repo.rename_conversation(conv_id, _title_from(text), user_id)
+        history = self._history(conv_id, user_id) + [("user", text)]
         ids = self.repo.start_turn(conv_id, text, user_id)
-        try:
-            built = self.build_prompt(conv_id, user_id, reserve_tokens=params.max_new_tokens)
-        except Exception:
-            self.repo.update_version(ids.reply_version_id, "", complete=True)
-            raise
-        handle = self.engine.chat(built.messages, params)
-        yield from self._stream(handle, ids.reply_version_id, session_key, min_interval, built.dropped_turns)
+        yield from self._generate(
+            conv, history, params, ids.reply_version_id, session_key, min_interval, user_id, prefix=start_with
+        )
+
+    def regenerate(
+        self,
+        conv_id: int,
+        params: GenerationParams,
+        *,
+        session_key: str = "",
+        user_id: int | None = None,
+        min_interval: float = 0.0,
+        start_with: str = "",
+    ) -> Iterator[ReplyProgress]:
+        """A new version of the last reply; earlier versions are kept (switch with ``set_active_version``)."""
+        conv = self.repo.get_conversation(conv_id, user_id)
+        msgs = self.repo.messages(conv_id, user_id)
+        if len(msgs) < 2 or msgs[-1].role != "assistant":
+            raise ChatActionError("There is no reply to regenerate: send a message first.")
+        history = [(m.role, m.content) for m in msgs[:-1]]
+        version_id = self.repo.add_version(msgs[-1].id, user_id)
+        yield from self._generate(conv, history, params, version_id, session_key, min_interval, user_id, prefix=start_with)
+
+    def continue_reply(
+        self,
+        conv_id: int,
+        params: GenerationParams,
+        *,
+        session_key: str = "",
+        user_id: int | None = None,
+        min_interval: float = 0.0,
+    ) -> Iterator[ReplyProgress]:
+        """Extend the last reply: the model writes on from its current text (stored in the same version)."""
+        conv = self.repo.get_conversation(conv_id, user_id)
+        msgs = self.repo.messages(conv_id, user_id)
+        if not msgs or msgs[-1].role != "assistant":
+            raise ChatActionError("There is no reply to continue: send a message first.")
+        last = msgs[-1]
+        history = [(m.role, m.content) for m in msgs[:-1]]
+        yield from self._generate(conv, history, params, last.version_id, session_key, min_interval, user_id, prefix=last.content)
+
+    def impersonate(
+        self,
+        conv_id: int,
+        params: GenerationParams,
+        *,
+        session_key: str = "",
+        user_id: int | None = None,
+        min_interval: float = 0.0,
+        start_with: str = "",
+    ) -> Iterator[ReplyProgress]:
+        """The model writes the user's next message (not stored: it goes into the textbox)."""
+        conv = self.repo.get_conversation(conv_id, user_id)
+        history = self._history(conv_id, user_id)
+        yield from self._generate(
+            conv, history, params, None, session_key, min_interval, user_id, prefix=start_with, goal="impersonate"
+        )
 
     def answer(
         self,
@@ -109,60 +299,99 @@ class ChatService:
         params: GenerationParams,
         *,
         character: str | None = None,
+        mode: str | None = None,
+        persona: str | None = None,
         session_key: str = "",
         min_interval: float = 0.0,
+        user_id: int | None = None,
     ) -> Iterator[ReplyProgress]:
         """Reply to a history the caller holds (the API without saving): the same prompt building
         and generation as ``send``, nothing stored. ``character`` None: the messages as given."""
-        model = self.engine.model
-
-        def fits(messages: list[dict[str, str]]) -> bool:
-            budget = model.context_length - params.max_new_tokens if model else 0
-            return self.engine.count_tokens(self.engine.format_chat(messages)) <= budget
-
-        char = self.characters.get(character) if character is not None else Character(name="Assistant")
-        built = build_messages(char, history, user_name=self.user_name, fits=fits if model else None)
-        handle = self.engine.chat(built.messages, params)
+        built = self.api_prompt(history, params, character=character, mode=mode, persona=persona, user_id=user_id)
+        handle = self.engine.generate(built.prompt, _with_stops(params, built.stops))
         yield from self._stream(handle, None, session_key, min_interval, built.dropped_turns)
 
+    def _generate(
+        self,
+        conv: ConversationRecord,
+        history: list[tuple[str, str]],
+        params: GenerationParams,
+        version_id: int | None,
+        session_key: str,
+        min_interval: float,
+        user_id: int | None,
+        *,
+        prefix: str = "",
+        goal: Goal = "reply",
+    ) -> Iterator[ReplyProgress]:
+        """Steps 4-6: prompt, generate, stream and persist into ``version_id`` (None: not stored)."""
+        try:
+            if version_id is not None:
+                self.repo.update_settings(conv.id, {"params": _non_default(params)}, user_id)
+            built = self.chat_prompt(conv, history, params, goal=goal, prefix=prefix, user_id=user_id)
+            handle = self.engine.generate(built.prompt, _with_stops(params, built.stops))
+        except Exception:
+            if version_id is not None:
+                self.repo.update_version(version_id, prefix, complete=True)
+            raise
+        yield from self._stream(handle, version_id, session_key, min_interval, built.dropped_turns, prefix=prefix)
+
     def _stream(
-        self, handle: GenerationHandle, version_id: int | None, session_key: str, min_interval: float, dropped: int
+        self,
+        handle: GenerationHandle,
+        version_id: int | None,
+        session_key: str,
+        min_interval: float,
+        dropped: int,
+        *,
+        prefix: str = "",
     ) -> Iterator[ReplyProgress]:
         with self._lock:
             previous = self._active.get(session_key)
             self._active[session_key] = handle
         if previous is not None:
             previous.cancel()
-        reply = ""
+        generated = ""
+
+        def text() -> str:
+            # A reply written after a "Name:" cue starts with a space; a prefix is kept as written.
+            return prefix + generated if prefix else generated.lstrip()
+
         last_flush = last_yield = time.monotonic()
         try:
             while True:
                 delta, finished = handle.drain(timeout=0.25)
-                reply += delta
+                generated += delta
                 now = time.monotonic()
                 if finished:
                     break
                 if version_id is not None and now - last_flush >= FLUSH_SECONDS:
-                    self.repo.update_version(version_id, reply, complete=False)
+                    self.repo.update_version(version_id, text(), complete=False)
                     last_flush = now
                 if delta and now - last_yield >= min_interval:
                     last_yield = now
-                    yield ReplyProgress(reply, dropped_turns=dropped)
+                    yield ReplyProgress(text(), dropped_turns=dropped)
                     if min_interval:
                         # Let tokens pile up instead of waking per token.
                         time.sleep(max(0.0, min_interval - (time.monotonic() - now)))
         finally:
             if not handle.done.is_set():
-                log.info("reply to %r abandoned by its reader after %d chars; stopping", session_key, len(reply))
+                log.info("reply to %r abandoned by its reader after %d chars; stopping", session_key, len(generated))
             handle.cancel()  # a no-op when finished; stops the model if the consumer went away
             if version_id is not None:
-                self.repo.update_version(version_id, reply, complete=True)
+                self.repo.update_version(version_id, text(), complete=True)
             with self._lock:
                 if self._active.get(session_key) is handle:
                     del self._active[session_key]
         stats = handle.stats
-        yield ReplyProgress(reply, done=True, finish_reason=stats.finish_reason, dropped_turns=dropped,
-                            prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens)
+        yield ReplyProgress(
+            text(),
+            done=True,
+            finish_reason=stats.finish_reason,
+            dropped_turns=dropped,
+            prompt_tokens=stats.prompt_tokens,
+            completion_tokens=stats.completion_tokens,
+        )
 
     def stop(self, session_key: str) -> bool:
         """Stop the reply streaming to ``session_key``; True if there was one."""
@@ -172,6 +401,15 @@ class ChatService:
             return False
         handle.cancel()
         return True
+
+
+def _with_stops(params: GenerationParams, stops: list[str]) -> GenerationParams:
+    extra = [s for s in stops if s not in params.stop]
+    return params.model_copy(update={"stop": [*params.stop, *extra]}) if extra else params
+
+
+def _non_default(params: GenerationParams) -> dict[str, Any]:
+    return {k: v for k, v in params.model_dump().items() if _DEFAULT_PARAMS.get(k) != v}
 
 
 def _title_from(text: str) -> str:

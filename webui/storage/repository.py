@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from webui.storage.models import Conversation, Message, MessageVersion, utcnow
+from webui.storage.models import Conversation, Message, MessageVersion, utcnow, User
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,20 @@ class TurnIds:
     reply_version_id: int
 
 
+@dataclass(frozen=True)
+class SearchHit:
+    conversation_id: int
+    title: str
+    message_id: int
+    role: str
+    snippet: str
+
+
 class NotFound(LookupError):
     pass
+
+
+EXPORT_FORMAT = "webui-chat"
 
 
 def _conv_record(c: Conversation) -> ConversationRecord:
@@ -59,6 +71,18 @@ class ChatRepository:
 
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # -- users -----------------------------------------------------------------------
+    def ensure_user(self, name: str) -> int:
+        """The id of the account called ``name``, creating its row on first use."""
+        with self._sessions.begin() as s:
+            user_id = s.scalar(select(User.id).where(User.name == name))
+            if user_id is None:
+                user = User(name=name)
+                s.add(user)
+                s.flush()
+                user_id = user.id
+            return int(user_id)
 
     # -- conversations ---------------------------------------------------------------
     def create_conversation(
@@ -87,6 +111,77 @@ class ChatRepository:
     def delete_conversation(self, conv_id: int, user_id: int | None = None) -> None:
         with self._sessions.begin() as s:
             s.delete(self._owned(s, conv_id, user_id))
+
+    def update_settings(
+        self, conv_id: int, changes: dict[str, Any], user_id: int | None = None, *, character: str | None = None
+    ) -> ConversationRecord:
+        """Merge ``changes`` into the chat's settings (a None value removes the key)."""
+        with self._sessions.begin() as s:
+            conv = self._owned(s, conv_id, user_id)
+            settings = json.loads(conv.settings_json or "{}")
+            for key, value in changes.items():
+                if value is None:
+                    settings.pop(key, None)
+                else:
+                    settings[key] = value
+            conv.settings_json = json.dumps(settings)
+            if character is not None:
+                conv.character = character
+            return _conv_record(conv)
+
+    def branch_conversation(self, conv_id: int, upto_message_id: int, user_id: int | None = None) -> ConversationRecord:
+        """A new chat holding copies of the messages up to and including ``upto_message_id``."""
+        with self._sessions.begin() as s:
+            src = self._owned(s, conv_id, user_id)
+            upto = s.get(Message, upto_message_id)
+            if upto is None or upto.conversation_id != conv_id:
+                raise NotFound(f"Message {upto_message_id} not found in conversation {conv_id}")
+            new = Conversation(
+                title=f"{src.title} (branch)"[:300], character=src.character, user_id=src.user_id, settings_json=src.settings_json
+            )
+            s.add(new)
+            s.flush()
+            for msg in src.messages:
+                if msg.position > upto.position:
+                    break
+                copy = Message(conversation_id=new.id, position=msg.position, role=msg.role, active_version=msg.active_version)
+                s.add(copy)
+                s.flush()
+                for v in msg.versions:
+                    s.add(MessageVersion(message_id=copy.id, idx=v.idx, content=v.content, complete=True))
+            s.flush()
+            return _conv_record(new)
+
+    def search_messages(self, query: str, user_id: int | None = None, limit: int = 50) -> list[SearchHit]:
+        """Chats whose messages (any version) contain ``query``, case-insensitively, newest chat first.
+
+        A plain ``LIKE`` scan: portable to every SQLAlchemy database and fast enough for the
+        tens of thousands of messages one person writes; no index to keep in sync.
+        """
+        words = query.strip()
+        if not words:
+            return []
+        pattern = "%" + words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._sessions() as s:
+            owner = Conversation.user_id.is_(None) if user_id is None else Conversation.user_id == user_id
+            rows = s.execute(
+                select(Conversation.id, Conversation.title, Message.id, Message.role, MessageVersion.content)
+                .join(Message, Message.conversation_id == Conversation.id)
+                .join(MessageVersion, MessageVersion.message_id == Message.id)
+                .where(owner, MessageVersion.content.ilike(pattern, escape="\\"))
+                .order_by(Conversation.updated_at.desc(), Message.position)
+                .limit(limit * 4)
+            ).all()
+        hits: list[SearchHit] = []
+        seen: set[int] = set()
+        for conv_id, title, msg_id, role, content in rows:
+            if msg_id in seen:
+                continue
+            seen.add(msg_id)
+            hits.append(SearchHit(conv_id, title, msg_id, role, _snippet(content, words)))
+            if len(hits) >= limit:
+                break
+        return hits
 
     @staticmethod
     def _owned(s: Session, conv_id: int, user_id: int | None) -> Conversation:
@@ -139,6 +234,94 @@ class ChatRepository:
             conv_id = select(Message.conversation_id).join(MessageVersion).where(MessageVersion.id == version_id).scalar_subquery()
             s.execute(update(Conversation).where(Conversation.id == conv_id).values(updated_at=now))
 
+    def _owned_message(self, s: Session, message_id: int, user_id: int | None) -> Message:
+        msg = s.get(Message, message_id)
+        if msg is None:
+            raise NotFound(f"Message {message_id} not found")
+        self._owned(s, msg.conversation_id, user_id)
+        return msg
+
+    def add_version(self, message_id: int, user_id: int | None = None, content: str = "") -> int:
+        """Add a new (incomplete) version to a message and make it the active one; returns its id."""
+        with self._sessions.begin() as s:
+            msg = self._owned_message(s, message_id, user_id)
+            idx = (s.scalar(select(func.max(MessageVersion.idx)).where(MessageVersion.message_id == message_id)) or 0) + 1
+            ver = MessageVersion(message_id=message_id, idx=idx, content=content, complete=False)
+            s.add(ver)
+            msg.active_version = idx
+            msg.conversation.updated_at = utcnow()
+            s.flush()
+            return ver.id
+
+    def set_active_version(self, message_id: int, idx: int, user_id: int | None = None) -> None:
+        """Show version ``idx`` (0-based) of a message; clamps to the versions that exist."""
+        with self._sessions.begin() as s:
+            msg = self._owned_message(s, message_id, user_id)
+            top = s.scalar(select(func.max(MessageVersion.idx)).where(MessageVersion.message_id == message_id)) or 0
+            msg.active_version = max(0, min(idx, top))
+
+    def edit_message(self, message_id: int, content: str, user_id: int | None = None) -> None:
+        """Replace the text of the message's active version."""
+        with self._sessions.begin() as s:
+            msg = self._owned_message(s, message_id, user_id)
+            s.execute(
+                update(MessageVersion)
+                .where(MessageVersion.message_id == message_id, MessageVersion.idx == msg.active_version)
+                .values(content=content, complete=True, updated_at=utcnow())
+            )
+            msg.conversation.updated_at = utcnow()
+
+    def delete_message(self, message_id: int, user_id: int | None = None) -> None:
+        """Delete one message (all its versions)."""
+        with self._sessions.begin() as s:
+            msg = self._owned_message(s, message_id, user_id)
+            s.execute(delete(MessageVersion).where(MessageVersion.message_id == message_id))
+            s.delete(msg)
+
+    # -- export / import ---------------------------------------------------------------
+    def export_conversation(self, conv_id: int, user_id: int | None = None) -> dict[str, Any]:
+        """The chat with every message version, as JSON-ready data (see ``import_conversation``)."""
+        with self._sessions() as s:
+            conv = self._owned(s, conv_id, user_id)
+            return {
+                "format": EXPORT_FORMAT,
+                "version": 1,
+                "title": conv.title,
+                "character": conv.character,
+                "settings": json.loads(conv.settings_json or "{}"),
+                "created_at": conv.created_at.isoformat(),
+                "messages": [
+                    {
+                        "role": m.role,
+                        "active_version": m.active_version,
+                        "versions": [v.content for v in m.versions],
+                    }
+                    for m in conv.messages
+                ],
+            }
+
+    def import_conversation(self, data: dict[str, Any], user_id: int | None = None) -> ConversationRecord:
+        """Create a chat from ``export_conversation`` data (already validated by the caller)."""
+        with self._sessions.begin() as s:
+            conv = Conversation(
+                title=str(data.get("title") or "Imported chat")[:300],
+                character=str(data.get("character") or ""),
+                user_id=user_id,
+                settings_json=json.dumps(data.get("settings") or {}),
+            )
+            s.add(conv)
+            s.flush()
+            for pos, m in enumerate(data.get("messages", [])):
+                versions = list(m["versions"]) or [""]
+                active = min(max(int(m.get("active_version", len(versions) - 1)), 0), len(versions) - 1)
+                msg = Message(conversation_id=conv.id, position=pos, role=m["role"], active_version=active)
+                s.add(msg)
+                s.flush()
+                for idx, text in enumerate(versions):
+                    s.add(MessageVersion(message_id=msg.id, idx=idx, content=text, complete=True))
+            s.flush()
+            return _conv_record(conv)
+
     @staticmethod
     def _append(s: Session, conv: Conversation, role: str, content: str, complete: bool) -> tuple[Message, MessageVersion]:
         last = s.scalar(select(func.max(Message.position)).where(Message.conversation_id == conv.id))
@@ -150,3 +333,11 @@ class ChatRepository:
         conv.updated_at = utcnow()
         s.flush()
         return msg, ver
+
+
+def _snippet(content: str, query: str, width: int = 60) -> str:
+    at = content.lower().find(query.lower())
+    if at < 0:
+        return content[: 2 * width]
+    start, end = max(0, at - width), min(len(content), at + len(query) + width)
+    return ("…" if start else "") + " ".join(content[start:end].split()) + ("…" if end < len(content) else "")
