@@ -6,13 +6,17 @@ import logging
 from dataclasses import dataclass
 
 from webui.chat.characters import CharacterLibrary
+from webui.chat.instruct import InstructionTemplates
 from webui.chat.service import ChatService
 from webui.config import Settings
 from webui.engine.catalog import resolve_model
 from webui.engine.engine import Engine
 from webui.storage.db import ensure_data_dir, open_database, sqlite_url
 from webui.plugins import ExtensionManager, JsonFileStore
+from webui.storage.personas import PersonaRepository
 from webui.storage.repository import ChatRepository
+from webui.generation.presets import PresetLibrary
+from webui.config import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,9 @@ class AppContext:
     characters: CharacterLibrary
     chat: ChatService
     extensions: ExtensionManager
+    personas: PersonaRepository | None = None
+    presets: PresetLibrary | None = None
+    templates: InstructionTemplates | None = None
 
 
 def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
@@ -47,5 +54,8 @@ def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
         except BaseException:
             engine.shutdown()
             raise
-    chat = ChatService(engine, repo, characters, user_name=settings.user_name)
-    return AppContext(settings, engine, repo, characters, chat, extensions)
+    personas = PersonaRepository(db)
+    presets = PresetLibrary([REPO_ROOT / "presets", settings.data_dir / "presets"])
+    templates = InstructionTemplates(settings.data_dir / "instruction-templates")
+    chat = ChatService(engine, repo, characters, user_name=settings.user_name, personas=personas, templates=templates)
+    return AppContext(settings, engine, repo, characters, chat, extensions, personas, presets, templates)
