@@ -304,12 +304,14 @@ class ChatService:
         session_key: str = "",
         min_interval: float = 0.0,
         user_id: int | None = None,
+        version_id: int | None = None,
     ) -> Iterator[ReplyProgress]:
-        """Reply to a history the caller holds (the API without saving): the same prompt building
-        and generation as ``send``, nothing stored. ``character`` None: the messages as given."""
+        """Reply to a history the caller holds (the API): the same prompt building and generation
+        as ``send``. ``character`` None: the messages as given. Nothing is stored unless
+        ``version_id`` names a reply row (from ``repo.start_turn``) to write the reply into."""
         built = self.api_prompt(history, params, character=character, mode=mode, persona=persona, user_id=user_id)
         handle = self.engine.generate(built.prompt, _with_stops(params, built.stops))
-        yield from self._stream(handle, None, session_key, min_interval, built.dropped_turns)
+        yield from self._stream(handle, version_id, session_key, min_interval, built.dropped_turns)
 
     def _generate(
         self,
