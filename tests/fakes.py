@@ -18,6 +18,7 @@ class FakeModel:
         self.tokens: list[str] = list(spec.options.get("tokens", ["Hello", " there", "!"]))
         self.delay = float(spec.options.get("delay", 0.0))
         self.prompts: list[str] = []
+        self.calls: list[tuple[GenerationParams, object]] = []
         self.threads: set[str] = set()
         self.footprint_bytes = 1
 
@@ -28,9 +29,10 @@ class FakeModel:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def generate(self, prompt: str, params: GenerationParams, emit: Emit) -> GenerationStats:
+    def generate(self, prompt: str, params: GenerationParams, emit: Emit, hooks: object = None) -> GenerationStats:
         self.threads.add(threading.current_thread().name)
         self.prompts.append(prompt)
+        self.calls.append((params, hooks))  # what extension hooks handed the model (webui.generation.decode)
         stats = GenerationStats(prompt_tokens=self.count_tokens(prompt), finish_reason="length")
         for i, tok in enumerate(self.tokens):
             if i >= params.max_new_tokens:

@@ -9,7 +9,7 @@ from webui.chat.characters import CharacterLibrary
 from webui.chat.instruct import InstructionTemplates
 from webui.chat.service import ChatService
 from webui.config import Settings
-from webui.engine.catalog import resolve_model
+from webui.engine.model_settings import ModelSettingsStore, load_and_remember, startup_spec
 from webui.engine.engine import Engine
 from webui.storage.db import ensure_data_dir, open_database, sqlite_url
 from webui.plugins import ExtensionManager, JsonFileStore
@@ -50,12 +50,13 @@ def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
     engine = Engine()
     if load_model:
         try:
-            engine.load(resolve_model(settings.model, settings.loader))
+            load_and_remember(engine, startup_spec(settings), ModelSettingsStore.in_data_dir(settings.data_dir))
         except BaseException:
             engine.shutdown()
             raise
     personas = PersonaRepository(db)
     presets = PresetLibrary([REPO_ROOT / "presets", settings.data_dir / "presets"])
     templates = InstructionTemplates(settings.data_dir / "instruction-templates")
-    chat = ChatService(engine, repo, characters, user_name=settings.user_name, personas=personas, templates=templates)
+    chat = ChatService(engine, repo, characters, user_name=settings.user_name, personas=personas, templates=templates,
+                       extensions=extensions)
     return AppContext(settings, engine, repo, characters, chat, extensions, personas, presets, templates)

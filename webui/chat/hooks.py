@@ -54,7 +54,7 @@ class Turn:
     text: str = ""  # the user's input as the prompt sees it
     visible_text: str = ""  # the user's input as stored and shown
     is_chat: bool = True
-    context: str | None = None  # a system text a state_modifier asked for (None: unchanged)
+    system_message: str | None = None  # set by a state_modifier through state["system_message"]
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -85,13 +85,20 @@ class TurnHooks:
 
     def make_state(self, params: GenerationParams, *, character: str = "", user_name: str = "You",
                    mode: str = "chat", history: Sequence[tuple[str, str]] = (), context: str = "",
-                   conversation_id: int | None = None, chat_settings: dict[str, Any] | None = None) -> dict[str, Any]:
-        """text-generation-webui's ``state``: the generation parameters plus the chat's names."""
+                   conversation_id: int | None = None, chat_settings: dict[str, Any] | None = None,
+                   goal: str = "reply") -> dict[str, Any]:
+        """text-generation-webui's ``state``: the generation parameters (sampler values flat too)
+        plus ``name1`` (user), ``name2``/``character_menu`` (character), ``mode``, ``context``
+        (the character's context, read-only), ``system_message`` (settable: leads the character
+        context in chat modes, replaces the system prompt in instruct mode), ``history``
+        (``{"role", "content"}`` messages), ``conversation_id``, ``chat_settings`` (the chat's
+        stored settings), ``goal`` (reply / impersonate).
+        """
         state: dict[str, Any] = params.model_dump()
         state.update(params.samplers)
         state.update(
-            name1=user_name, name2=character, character_menu=character, mode=mode,
-            context=context, history=[{"role": r, "content": c} for r, c in history],
+            name1=user_name, name2=character, character_menu=character, mode=mode, goal=goal,
+            context=context, system_message="", history=[{"role": r, "content": c} for r, c in history],
             custom_stopping_strings=list(params.stop), stream=True,
             conversation_id=conversation_id, chat_settings=dict(chat_settings or {}),
         )
@@ -118,16 +125,14 @@ class TurnHooks:
                 log.warning("state_modifier asked for invalid parameters, ignored: %s", exc)
         return new_state, params
 
-    def begin_chat(self, text: str, params: GenerationParams, *, character: str = "", user_name: str = "You",
-                   mode: str = "chat", history: Sequence[tuple[str, str]] = (), context: str = "",
-                   conversation_id: int | None = None, chat_settings: dict[str, Any] | None = None) -> Turn:
-        """state_modifier, chat_input_modifier and input_modifier on a user's new message."""
-        state = self.make_state(params, character=character, user_name=user_name, mode=mode, history=history,
-                                context=context, conversation_id=conversation_id, chat_settings=chat_settings)
+    def begin_chat(self, text: str, params: GenerationParams, **state_info: Any) -> Turn:
+        """state_modifier, then (when ``text`` is a new message) chat_input_modifier and
+        input_modifier(is_chat=True). ``state_info``: make_state's keyword arguments."""
+        state = self.make_state(params, **state_info)
         state, params = self.modify_state(state, params)
         turn = Turn(params, state, text, text, is_chat=True)
-        if state.get("context", context) != context:
-            turn.context = str(state["context"])
+        if state.get("system_message"):
+            turn.system_message = str(state["system_message"])
         if self.extensions is None:
             return turn
         if text and self._has("chat_input_modifier"):
@@ -139,22 +144,24 @@ class TurnHooks:
 
     # ----------------------------------------------------------------- prompt
 
-    def modify_history(self, history: list[Message], turn: Turn | None) -> list[Message]:
-        """history_modifier on the ``{"role", "content"}`` messages; then the turn's internal text
-        replaces the last user message (the stored one is the visible text)."""
+    def modify_history(self, history: Sequence[tuple[str, str]], turn: Turn | None) -> list[tuple[str, str]]:
+        """history_modifier (on ``{"role", "content"}`` dicts; ``(role, text)`` pairs in and out
+        here); then the turn's internal text replaces the last user message (the stored one is
+        the visible text)."""
+        pairs = list(history)
         if self._has("history_modifier"):
             assert self.extensions is not None
-            result = self.extensions.pipe("history_modifier", history=list(history))
+            result = self.extensions.pipe("history_modifier", history=[{"role": r, "content": c} for r, c in pairs])
             if isinstance(result, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in result):
-                history = [{"role": str(m["role"]), "content": str(m["content"])} for m in result]
+                pairs = [(str(m["role"]), str(m["content"])) for m in result]
             else:
                 log.warning("history_modifier returned something other than a list of messages; ignored")
         if turn is not None and turn.text != turn.visible_text:
-            for i in range(len(history) - 1, -1, -1):
-                if history[i]["role"] == "user":
-                    history = [*history[:i], {**history[i], "content": turn.text}, *history[i + 1:]]
+            for i in range(len(pairs) - 1, -1, -1):
+                if pairs[i][0] == "user":
+                    pairs[i] = ("user", turn.text)
                     break
-        return history
+        return pairs
 
     def tokenized_length(self, prompt: str, count: Callable[[str], int]) -> int:
         """custom_tokenized_length, else ``count(prompt)``."""
@@ -164,13 +171,6 @@ class TurnHooks:
             if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
                 return n
         return count(prompt)
-
-    def apply_context(self, messages: list[Message], turn: Turn) -> list[Message]:
-        """Use the system text a state_modifier set in ``state["context"]``."""
-        if turn.context is None:
-            return messages
-        rest = [m for m in messages if m["role"] != "system"] if messages and messages[0]["role"] == "system" else messages
-        return ([{"role": "system", "content": turn.context}] if turn.context else []) + list(rest)
 
     def custom_prompt(self, turn: Turn, messages: list[Message]) -> str | None:
         """custom_generate_chat_prompt (first one wins), or None."""
@@ -182,14 +182,21 @@ class TurnHooks:
                                        history=history, messages=messages, _continue=False, impersonate=False)
         return result if isinstance(result, str) else None
 
-    def modify_bot_prefix(self, turn: Turn) -> str:
-        """bot_prefix_modifier on the text the reply starts with ("": the chat template already
-        opens the reply). The result goes into the prompt, not into the stored reply."""
+    def modify_bot_prefix(self, prompt: str, turn: Turn) -> str:
+        """bot_prefix_modifier on the end of the prompt the reply starts after (chat mode:
+        ``"Name:"``; instruct: the template's opening of the reply). The text it adds goes into
+        the prompt only: it steers the reply but is not part of the stored reply."""
         if not self._has("bot_prefix_modifier"):
-            return ""
+            return prompt
         assert self.extensions is not None
-        prefix = str(self.extensions.pipe("bot_prefix_modifier", string="", state=turn.state))
-        return prefix.lstrip()
+        tail = prompt[-200:]
+        new_tail = str(self.extensions.pipe("bot_prefix_modifier", string=tail, state=turn.state))
+        if not new_tail.startswith(tail):  # a modifier rewrote the cue itself
+            return prompt[: len(prompt) - len(tail)] + new_tail
+        added = new_tail[len(tail):]
+        if added and tail.endswith(":") and not added[0].isspace():
+            added = " " + added
+        return prompt + added
 
     # ----------------------------------------------------------------- generation
 
@@ -250,20 +257,20 @@ class TurnHooks:
 
         return engine.worker.stream(run, params.stop)
 
-    def generate_chat(self, engine: Engine, messages: list[Message], turn: Turn) -> GenerationHandle:
-        """The reply to ``messages``: custom prompt or chat template + bot prefix; custom reply or
-        the model with the decode hooks."""
-        messages = self.apply_context(messages, turn)
+    def generate_chat(self, engine: Engine, prompt: str, messages: list[Message], params: GenerationParams,
+                      turn: Turn) -> GenerationHandle:
+        """The reply: custom_generate_chat_prompt, else ``prompt`` + bot_prefix_modifier; then
+        custom_generate_reply, else the model with the decode hooks. ``params`` is
+        ``turn.params`` plus the prompt's stop strings."""
         if self.extensions is None or not self.extensions.enabled():
-            return engine.chat(messages, turn.params)
-        prompt = self.custom_prompt(turn, messages)
-        if prompt is None:
-            prompt = (engine.format_chat(messages) if engine.model is not None else _plain_prompt(messages))
-            prompt += self.modify_bot_prefix(turn)
+            return engine.generate(prompt, params)
+        turn.params = params
+        custom = self.custom_prompt(turn, messages)
+        prompt = custom if custom is not None else self.modify_bot_prefix(prompt, turn)
         handle = self.custom_reply(engine, prompt, turn)
         if handle is not None:
             return handle
-        return engine.generate(prompt, turn.params, **_hooks_kw(self.decode_hooks(turn)))
+        return engine.generate(prompt, params, **_hooks_kw(self.decode_hooks(turn)))
 
     # ----------------------------------------------------------------- output
 
@@ -276,6 +283,9 @@ class TurnHooks:
     def outputs(self, progress: Iterator[P], turn: Turn, persist: Callable[[str], None]) -> Iterator[P]:
         """output_modifier on each ``progress.text`` (ReplyProgress-like dataclasses); the final
         modified text is stored with ``persist`` when it differs from the model's."""
+        if turn.state.get("goal") == "impersonate":  # as upstream: an impersonated message is not a reply
+            yield from progress
+            return
         for item in progress:
             text: str = item.text  # type: ignore[attr-defined]
             shown = self.modify_output(text, turn)
@@ -328,11 +338,6 @@ class HookedCompletion:
 def _hooks_kw(hooks: DecodeHooks | None) -> dict[str, Any]:
     """Pass ``hooks=`` only when there are some (backends without extension support still work)."""
     return {"hooks": hooks} if hooks is not None else {}
-
-
-def _plain_prompt(messages: list[Message]) -> str:
-    """A prompt for extensions that answer without a model (custom_generate_reply)."""
-    return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
 
 
 __all__ = ["HookedCompletion", "Turn", "TurnHooks", "split_sampler_fields"]

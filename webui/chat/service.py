@@ -19,10 +19,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webui.chat.character import Character, substitute_macros
 from webui.chat.characters import DEFAULT_CHARACTER, CharacterLibrary
+from webui.chat.hooks import Turn, TurnHooks
 from webui.chat.instruct import MODEL_TEMPLATE, InstructionTemplates
 from webui.chat.prompt import MODES, ChatSetup, Goal, PromptResult, PromptTools, build_prompt
 from webui.engine.engine import Engine
@@ -31,6 +32,9 @@ from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
 from webui.storage.personas import PersonaRepository
 from webui.storage.repository import ChatRepository, ConversationRecord
+
+if TYPE_CHECKING:
+    from webui.plugins.manager import ExtensionManager
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ class ChatService:
         user_name: str = "You",
         personas: PersonaRepository | None = None,
         templates: InstructionTemplates | None = None,
+        extensions: ExtensionManager | None = None,
     ) -> None:
         self.engine = engine
         self.repo = repo
@@ -71,6 +76,7 @@ class ChatService:
         self.user_name = user_name
         self.personas = personas
         self.templates = templates
+        self.hooks = TurnHooks(extensions)  # extension hooks at each step (webui/chat/hooks.py)
         self._active: dict[str, GenerationHandle] = {}
         self._lock = threading.Lock()
 
@@ -162,7 +168,7 @@ class ChatService:
         budget = None
         if model is not None:
             budget = (params.truncation_length or model.context_length) - params.max_new_tokens
-        return PromptTools(format_chat, self.engine.count_tokens, budget)
+        return PromptTools(format_chat, lambda t: self.hooks.tokenized_length(t, self.engine.count_tokens), budget)
 
     # -- prompts -----------------------------------------------------------------------
     def _history(self, conv_id: int, user_id: int | None) -> list[tuple[str, str]]:
@@ -178,10 +184,13 @@ class ChatService:
         goal: Goal = "reply",
         prefix: str = "",
         user_id: int | None = None,
+        turn: Turn | None = None,
     ) -> PromptResult:
         """Step 4: the exact prompt for the reply after ``history`` in chat ``conv``."""
         s = conv.settings
         setup = self.setup_for(conv.character, s.get("persona"), s.get("mode") or "chat", user_id)
+        if turn is not None and turn.system_message is not None:  # set by an extension's state_modifier
+            setup.system_message = turn.system_message
         return build_prompt(setup, history, self._tools(params, s.get("template")), goal=goal, prefix=prefix)
 
     def show_prompt(self, conv_id: int, params: GenerationParams, user_id: int | None = None) -> PromptResult:
@@ -231,12 +240,14 @@ class ChatService:
         fewer screen updates), and a final ``done`` progress.
         """
         conv = self.repo.get_conversation(conv_id, user_id)
+        turn = self.hooks.begin_chat(text, params, **self._hook_info(conv, self._history(conv_id, user_id), user_id))
+        text = turn.visible_text  # stored and shown; turn.text is what this turn's prompt sees
         if conv.title == "New chat" and text.strip():
             self.repo.rename_conversation(conv_id, _title_from(text), user_id)
         history = self._history(conv_id, user_id) + [("user", text)]
         ids = self.repo.start_turn(conv_id, text, user_id)
         yield from self._generate(
-            conv, history, params, ids.reply_version_id, session_key, min_interval, user_id, prefix=start_with
+            conv, history, params, ids.reply_version_id, session_key, min_interval, user_id, prefix=start_with, turn=turn
         )
 
     def regenerate(
@@ -309,9 +320,13 @@ class ChatService:
         """Reply to a history the caller holds (the API): the same prompt building and generation
         as ``send``. ``character`` None: the messages as given. Nothing is stored unless
         ``version_id`` names a reply row (from ``repo.start_turn``) to write the reply into."""
+        last = history[-1][1] if history and history[-1][0] == "user" else ""
+        turn = self.hooks.begin_chat(last, params, character=character or "", mode=mode or "instruct", history=history[:-1] if last else history)
+        history, params = self.hooks.modify_history(history, turn), turn.params
         built = self.api_prompt(history, params, character=character, mode=mode, persona=persona, user_id=user_id)
-        handle = self.engine.generate(built.prompt, _with_stops(params, built.stops))
-        yield from self._stream(handle, version_id, session_key, min_interval, built.dropped_turns)
+        handle = self.hooks.generate_chat(self.engine, built.prompt, built.messages, _with_stops(params, built.stops), turn)
+        yield from self.hooks.outputs(self._stream(handle, version_id, session_key, min_interval, built.dropped_turns), turn,
+                                     lambda t: version_id is not None and self.repo.update_version(version_id, t, complete=True))
 
     def _generate(
         self,
@@ -325,18 +340,28 @@ class ChatService:
         *,
         prefix: str = "",
         goal: Goal = "reply",
+        turn: Turn | None = None,
     ) -> Iterator[ReplyProgress]:
         """Steps 4-6: prompt, generate, stream and persist into ``version_id`` (None: not stored)."""
         try:
             if version_id is not None:
                 self.repo.update_settings(conv.id, {"params": _non_default(params)}, user_id)
-            built = self.chat_prompt(conv, history, params, goal=goal, prefix=prefix, user_id=user_id)
-            handle = self.engine.generate(built.prompt, _with_stops(params, built.stops))
+            turn = turn or self.hooks.begin_chat("", params, **self._hook_info(conv, history, user_id, goal))
+            history, params = self.hooks.modify_history(history, turn), turn.params
+            built = self.chat_prompt(conv, history, params, goal=goal, prefix=prefix, user_id=user_id, turn=turn)
+            handle = self.hooks.generate_chat(self.engine, built.prompt, built.messages, _with_stops(params, built.stops), turn)
         except Exception:
             if version_id is not None:
                 self.repo.update_version(version_id, prefix, complete=True)
             raise
-        yield from self._stream(handle, version_id, session_key, min_interval, built.dropped_turns, prefix=prefix)
+        stream = self._stream(handle, version_id, session_key, min_interval, built.dropped_turns, prefix=prefix)
+        yield from self.hooks.outputs(stream, turn, lambda t: version_id is not None and self.repo.update_version(version_id, t, complete=True))
+
+    def _hook_info(self, conv: ConversationRecord, history: list[tuple[str, str]], user_id: int | None, goal: str = "reply") -> dict[str, Any]:
+        """What the extension hooks' ``state`` says about this chat (see TurnHooks.make_state)."""
+        s = conv.settings
+        return {"character": conv.character, "user_name": self._user_name(s.get("persona"), user_id), "mode": s.get("mode") or "chat",
+                "history": history, "conversation_id": conv.id, "chat_settings": s, "goal": goal}
 
     def _stream(
         self,
