@@ -17,13 +17,17 @@ from webui.errors import UserFacingError  # noqa: E402
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="app.py", description="Chat with local language models in your browser.")
     p.add_argument("--model", help="model folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)")
-    p.add_argument("--loader", choices=["llama.cpp", "transformers"], help="force a loader (default: by file type)")
+    p.add_argument("--loader", choices=["llama.cpp", "transformers", "remote"], help="force a loader (default: by file type; remote for an http(s) URL)")
+    p.add_argument("--models-dir", help="where the Model tab finds and downloads models (default: <data-dir>/models)")
     p.add_argument("--port", type=int, help="port to serve on (default 7860; env GRADIO_SERVER_PORT)")
     p.add_argument("--listen", action="store_true", default=None, help="bind 0.0.0.0 so other machines can connect")
     p.add_argument("--data-dir", help="where chats and settings live (env WEBUI_DATA_DIR; default ./data)")
     p.add_argument("--database-url", help="any SQLAlchemy URL (default: SQLite in the data dir)")
     p.add_argument("--extensions", nargs="*", metavar="NAME", help="extensions to enable, in order (default: the saved set)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING...")
+    from webui.engine.options import add_model_flags
+
+    add_model_flags(p)
     return p.parse_args(argv)
 
 
@@ -42,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from webui.config import load_settings
+    from webui.engine.options import MODEL_SETTING_NAMES
     from webui.context import build_context
 
     try:
@@ -54,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                 "data_dir": args.data_dir,
                 "database_url": args.database_url,
                 "extensions": args.extensions,
+                "models_dir": args.models_dir,
+                **{name: getattr(args, name) for name in MODEL_SETTING_NAMES},
             }
         )
         if not port_is_free(settings.bind_host, settings.port):

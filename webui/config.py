@@ -32,11 +32,40 @@ class Settings(BaseModel):
     characters_dirs: list[Path] = [REPO_ROOT / "characters"]
     user_name: str = "You"
     extensions: list[str] | None = None  # None: the saved enabled set
+    # -- model loading (webui/engine/options.py; None = not given, the model's saved value applies)
+    models_dir: Path | None = None  # None: <data_dir>/models
+    dtype: str | None = None
+    load_in_8bit: bool | None = None
+    load_in_4bit: bool | None = None
+    quant_type: str | None = None
+    compute_dtype: str | None = None
+    use_double_quant: bool | None = None
+    quantization: str | None = None
+    device_map: str | None = None
+    attn_implementation: str | None = None
+    trust_remote_code: bool | None = None
+    compile: bool | None = None
+    n_gpu_layers: int | None = None
+    n_ctx: int | None = None
+    threads: int | None = None
+    n_batch: int | None = None
+    flash_attn: bool | None = None
+    cache_type: str | None = None
+    use_mmap: bool | None = None
+    use_mlock: bool | None = None
+    tensor_split: str | None = None
+    remote_api_key: str | None = None
+    remote_model: str | None = None
 
     @property
     def bind_host(self) -> str:
         """0.0.0.0 with --listen or on a Hugging Face Space, else the configured host."""
         return "0.0.0.0" if self.listen or os.environ.get("SPACE_ID") else self.host
+
+    @property
+    def models_path(self) -> Path:
+        """Where the catalog looks for models and downloads go."""
+        return (self.models_dir or self.data_dir / "models").expanduser()
 
     @property
     def user_characters_dir(self) -> Path:

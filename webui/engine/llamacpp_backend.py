@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from webui.chat.templates import FALLBACK_CHAT_TEMPLATE, FALLBACK_STOP
+from webui.engine.memory import rss_bytes
+from webui.engine.options import normalize
 from webui.engine.protocol import Emit, GenerationStats, ModelSpec
 from webui.errors import ModelLoadError
 from webui.generation.decode import DecodeHooks, llama_cpp_logits_processor
@@ -38,19 +40,47 @@ def check_gguf_file(path: Path) -> None:
         )
 
 
+KV_BYTES_PER_VALUE = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+
+
+def gguf_weights_bytes(llm: Any, path: Path) -> int:
+    """Bytes of the model's tensors as llama.cpp holds them (the file size if it cannot say)."""
+    try:
+        import llama_cpp
+
+        return int(llama_cpp.llama_model_size(llm._model.model))
+    except (AttributeError, ImportError, TypeError):
+        return path.stat().st_size
+
+
+def kv_cache_bytes(metadata: dict[str, str], n_ctx: int, cache_type: str) -> int:
+    """Size of the K and V caches llama.cpp allocates for ``n_ctx`` tokens (0 if metadata lacks it)."""
+    arch = metadata.get("general.architecture", "")
+    try:
+        layers = int(metadata[f"{arch}.block_count"])
+        embd = int(metadata[f"{arch}.embedding_length"])
+        heads = int(metadata[f"{arch}.attention.head_count"])
+        kv_heads = int(metadata.get(f"{arch}.attention.head_count_kv", heads))
+    except (KeyError, ValueError):
+        return 0
+    kv_width = embd * kv_heads // heads
+    return int(2 * layers * n_ctx * kv_width * KV_BYTES_PER_VALUE.get(cache_type, 2.0))
+
+
 class LlamaCppModel:
     """A GGUF model loaded by llama.cpp."""
 
     loader = "llama.cpp"
 
-    def __init__(self, llm: Any, name: str, path: Path) -> None:
+    def __init__(self, llm: Any, name: str, path: Path, cache_type: str = "f16") -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self._llm = llm
         self.name = name
         self.path = path
         self.context_length = int(llm.n_ctx())
-        self.footprint_bytes = int(llm.model_size()) if hasattr(llm, "model_size") else path.stat().st_size
+        self.footprint_bytes = gguf_weights_bytes(llm, path) + kv_cache_bytes(llm.metadata, self.context_length, cache_type)
+        self.rss_delta_bytes = 0
         template = llm.metadata.get("tokenizer.chat_template")
         self.has_own_template = bool(template)
         if not template:
@@ -109,32 +139,61 @@ class LlamaCppModel:
         self._llm = None
 
 
+CACHE_TYPES = {"f16": "GGML_TYPE_F16", "q8_0": "GGML_TYPE_Q8_0", "q4_0": "GGML_TYPE_Q4_0"}
+
+
+def llama_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    """Normalized options -> keyword arguments of llama_cpp.Llama."""
+    import llama_cpp
+
+    kwargs: dict[str, Any] = {
+        "n_ctx": int(options["n_ctx"]),
+        "n_threads": int(options["threads"]) or default_threads(),
+        "n_gpu_layers": int(options["n_gpu_layers"]),
+        "n_batch": int(options["n_batch"]),
+        "flash_attn": bool(options["flash_attn"]),
+        "use_mmap": bool(options["use_mmap"]),
+        "use_mlock": bool(options["use_mlock"]),
+    }
+    if options["cache_type"] != "f16":
+        kv_type = int(getattr(llama_cpp, CACHE_TYPES[options["cache_type"]]))
+        kwargs.update(type_k=kv_type, type_v=kv_type)
+    if options["tensor_split"]:
+        try:
+            kwargs["tensor_split"] = [float(x) for x in str(options["tensor_split"]).split(",") if x.strip()]
+        except ValueError:
+            raise ModelLoadError(f"Tensor split must be numbers separated by commas, e.g. 3,1 (got {options['tensor_split']!r}).") from None
+    return kwargs
+
+
 class LlamaCppBackend:
     name = "llama.cpp"
 
     def can_load(self, path: str) -> bool:
         return path.lower().endswith(".gguf")
 
+    def preflight(self, spec: ModelSpec) -> None:
+        """Cheap checks that run before the current model is unloaded."""
+        check_gguf_file(Path(spec.path))
+        normalize("llama.cpp", spec.options)
+
     def load(self, spec: ModelSpec) -> LlamaCppModel:
         path = Path(spec.path)
         check_gguf_file(path)
+        options = normalize("llama.cpp", spec.options)
         try:
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ModelLoadError("llama-cpp-python is not installed: pip install llama-cpp-python") from exc
-        opts = spec.options
+        kwargs = llama_kwargs(options)
+        rss_before = rss_bytes()
         try:
-            llm = Llama(
-                model_path=str(path),
-                n_ctx=int(opts.get("n_ctx", 4096)),
-                n_threads=int(opts.get("threads") or default_threads()),
-                n_gpu_layers=int(opts.get("n_gpu_layers", 0)),
-                n_batch=int(opts.get("n_batch", 512)),
-                verbose=False,
-            )
+            llm = Llama(model_path=str(path), verbose=False, **kwargs)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(
                 f"llama.cpp could not load {path.name}: {exc}. The file may be corrupt, or use an "
                 "architecture this llama-cpp-python version does not know."
             ) from exc
-        return LlamaCppModel(llm, spec.display_name or path.stem, path)
+        model = LlamaCppModel(llm, spec.display_name or path.stem, path, options["cache_type"])
+        model.rss_delta_bytes = max(0, rss_bytes() - rss_before)
+        return model

@@ -14,6 +14,7 @@ from webui.errors import ModelLoadError
 BACKENDS: dict[str, str] = {
     "llama.cpp": "webui.engine.llamacpp_backend:LlamaCppBackend",
     "transformers": "webui.engine.transformers_backend:TransformersBackend",
+    "remote": "webui.engine.remote_backend:RemoteBackend",
 }
 
 
@@ -27,7 +28,9 @@ def get_backend(name: str) -> Backend:
 
 
 def pick_loader(spec: ModelSpec) -> str:
-    """The loader named in the spec, else llama.cpp for .gguf files and transformers for folders."""
+    """The loader named in the spec, else remote for URLs, llama.cpp for .gguf files, transformers for folders."""
     if spec.loader:
         return spec.loader
+    if spec.path.startswith(("http://", "https://")):
+        return "remote"
     return "llama.cpp" if Path(spec.path).suffix.lower() == ".gguf" else "transformers"

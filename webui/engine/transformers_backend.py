@@ -8,14 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from webui.chat.templates import FALLBACK_CHAT_TEMPLATE
+from webui.engine.memory import model_bytes, rss_bytes
+from webui.engine.options import cuda_available, normalize
 from webui.engine.protocol import Emit, GenerationStats, ModelSpec
+from webui.engine.quantization import (
+    build_quantization_config,
+    check_prequantized,
+    detect_prequantized,
+    quantization_needs,
+)
 from webui.errors import ModelLoadError
 from webui.generation.decode import DecodeHooks, transformers_decode_kwargs
 from webui.generation.params import GenerationParams
 
 log = logging.getLogger(__name__)
-
-DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
 def check_model_folder(path: Path) -> None:
@@ -83,7 +89,8 @@ class TransformersModel:
         cfg = model.config
         self.context_length = int(getattr(cfg, "max_position_embeddings", 0) or 2048)
         self.has_own_template = bool(getattr(tokenizer, "chat_template", None))
-        self.footprint_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+        self.footprint_bytes = model_bytes(model)
+        self.rss_delta_bytes = 0
 
     def format_chat(self, messages: list[dict[str, str]]) -> str:
         return self._tok.apply_chat_template(
@@ -145,33 +152,94 @@ class TransformersBackend:
     def can_load(self, path: str) -> bool:
         return Path(path).is_dir() or path.lower().endswith(".gguf")
 
-    def load(self, spec: ModelSpec) -> TransformersModel:
+    def preflight(self, spec: ModelSpec) -> None:
+        """Cheap checks that run before the current model is unloaded."""
+        options = normalize("transformers", spec.options)
         path = Path(spec.path)
-        gguf_kwargs: dict[str, Any] = {}
         if path.suffix.lower() == ".gguf":
             from webui.engine.llamacpp_backend import check_gguf_file
 
             check_gguf_file(path)
+            if options["quantization"] != "none":
+                raise ModelLoadError(
+                    "transformers dequantizes a GGUF file as it loads it, so a quantization cannot be applied on "
+                    "top: choose quantization none, or load the GGUF with llama.cpp."
+                )
+            return
+        check_model_folder(path)
+        pq = detect_prequantized(path)
+        if pq is not None:
+            if options["quantization"] != "none":
+                raise ModelLoadError(
+                    f"This checkpoint is already quantized ({pq.label}); set quantization to none to load it as it is."
+                )
+            check_prequantized(pq, cuda=cuda_available())
+        quantization_needs(options)
+
+    def load(self, spec: ModelSpec) -> TransformersModel:
+        self.preflight(spec)
+        options = normalize("transformers", spec.options)
+        path = Path(spec.path)
+        gguf_kwargs: dict[str, Any] = {}
+        if path.suffix.lower() == ".gguf":
             gguf_kwargs = {"gguf_file": path.name}
             folder = path.parent
         else:
-            check_model_folder(path)
             folder = path
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:  # pragma: no cover
             raise ModelLoadError("transformers/torch are not installed: pip install -r requirements.txt") from exc
-        dtype_name = str(spec.options.get("dtype", "auto"))
-        if dtype_name not in DTYPES:
-            raise ModelLoadError(f"Unknown dtype {dtype_name!r}; choose one of {', '.join(DTYPES)}.")
+        dtype_name = options["dtype"]
         dtype: Any = "auto" if dtype_name == "auto" else getattr(torch, dtype_name)
         if gguf_kwargs and dtype == "auto":
             dtype = torch.float32
+        kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": options["trust_remote_code"], **gguf_kwargs}
+        kwargs.update(device_kwargs(options, cuda_available()))
+        if options["attn_implementation"] != "auto":
+            kwargs["attn_implementation"] = options["attn_implementation"]
+        qconfig = build_quantization_config(options)
+        if qconfig is not None:
+            kwargs["quantization_config"] = qconfig
+        rss_before = rss_bytes()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder, **gguf_kwargs)
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **gguf_kwargs)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise ModelLoadError(f"transformers could not load {path.name}: {exc}") from exc
+            tokenizer = AutoTokenizer.from_pretrained(
+                folder, trust_remote_code=options["trust_remote_code"], **gguf_kwargs
+            )
+            model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        except ImportError as exc:
+            raise ModelLoadError(f"A package this model needs is missing: {exc}") from exc
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, NotImplementedError) as exc:
+            raise ModelLoadError(f"transformers could not load {path.name}: {_first_line(exc)}") from exc
         model.eval()
-        return TransformersModel(model, tokenizer, spec.display_name or path.stem)
+        if options["compile"]:
+            # With a static KV cache, generate() compiles the decode step with torch.compile on CUDA.
+            model.generation_config.cache_implementation = "static"
+        loaded = TransformersModel(model, tokenizer, spec.display_name or path.stem)
+        loaded.rss_delta_bytes = max(0, rss_bytes() - rss_before)
+        return loaded
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def device_kwargs(options: dict[str, Any], cuda: bool) -> dict[str, Any]:
+    """device_map / max_memory for from_pretrained (nothing on a CPU-only machine: plain CPU load)."""
+    choice = options["device_map"]
+    if not cuda or choice == "cpu":
+        return {}
+    if choice == "cuda":
+        return {"device_map": {"": 0}}
+    out: dict[str, Any] = {"device_map": "auto"}
+    max_memory: dict[Any, str] = {}
+    gpus = [m.strip() for m in str(options.get("max_memory_gpu") or "").split(",") if m.strip()]
+    for index, amount in enumerate(gpus):
+        max_memory[index] = amount
+    if options.get("max_memory_cpu"):
+        max_memory["cpu"] = str(options["max_memory_cpu"]).strip()
+    if max_memory:
+        out["max_memory"] = max_memory
+    return out
