@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from webui.chat.cards import discover_characters
+import re
+
+from webui.chat.cards import discover_characters, save_character_yaml
 from webui.chat.character import Character
+from webui.errors import CharacterError
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +36,47 @@ class CharacterLibrary:
     def get(self, name: str) -> Character:
         """The named character, else the default, else a bare one (never fails a chat)."""
         return self._by_name.get(name) or self._by_name.get(DEFAULT_CHARACTER) or Character(name=name or DEFAULT_CHARACTER)
+
+    # -- editing (the last directory is the user's, writable one) ------------------------
+    @property
+    def user_dir(self) -> Path:
+        return self.directories[-1]
+
+    def has(self, name: str) -> bool:
+        return name in self._by_name
+
+    def user_path(self, name: str) -> Path:
+        """Where a character of this name is saved in the user directory."""
+        slug = re.sub(r"[^\w .()+-]+", "_", name).strip(" .") or "character"
+        return self.user_dir / f"{slug}.yaml"
+
+    def save(self, character: Character, *, replacing: str | None = None) -> Character:
+        """Save ``character`` as YAML (+ avatar PNG) in the user directory and reload.
+
+        ``replacing``: the name it had before an edit; its user file is removed when renamed.
+        """
+        if not character.name.strip():
+            raise CharacterError("A character needs a name.")
+        save_character_yaml(character, self.user_path(character.name))
+        if replacing and replacing != character.name:
+            self._remove_user_files(replacing)
+        self.reload()
+        return self.get(character.name)
+
+    def delete(self, name: str) -> None:
+        """Delete a character saved in the user directory (shipped ones are read-only)."""
+        if not self._remove_user_files(name):
+            raise CharacterError(
+                f"{name!r} is not in {self.user_dir}, so it cannot be deleted here (shipped characters are read-only)."
+            )
+        self.reload()
+
+    def _remove_user_files(self, name: str) -> bool:
+        char = self._by_name.get(name)
+        path = Path(char.source_path) if char and char.source_path else self.user_path(name)
+        if path.parent.resolve() != self.user_dir.resolve() or not path.is_file():
+            return False
+        path.unlink()
+        if path.suffix.lower() != ".png":
+            path.with_suffix(".png").unlink(missing_ok=True)
+        return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from webui.context import AppContext
-from webui.ui import chat_tab
+from webui.ui import characters_tab, chat_tab, parameters_tab
 
 TITLE = "WebUI"
 
@@ -22,5 +22,11 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         with gr.Tab("Chat", id="chat"):
             components = chat_tab.build(ctx)
-        chat_tab.wire(ctx, components, demo)
+        with gr.Tab("Characters", id="characters"):
+            char_components = characters_tab.build(ctx)
+        with gr.Tab("Parameters", id="parameters"):
+            param_components = parameters_tab.build(ctx)
+        chat_tab.wire(ctx, components, demo, param_components)
+        characters_tab.wire(ctx, char_components, components, demo)
+        parameters_tab.wire(ctx, param_components, demo)
     return demo

@@ -1,18 +1,24 @@
-"""The Chat tab and the chat-list sidebar."""
+"""The Chat tab: chat settings (character, persona, mode, template, greeting), the chat, the actions.
+
+The sidebar (chat list) is wired in ``chat_list``; the selected-message panel in ``chat_messages``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
+from webui.chat.prompt import MODES
 from webui.context import AppContext
 from webui.errors import UserFacingError
-from webui.generation.params import GenerationParams
 from webui.storage.repository import NotFound
+from webui.ui import chat_view as view
+from webui.ui.parameters_tab import ParamComponents, to_params
+from webui.ui.session import current_user_id, session_key
 
 log = logging.getLogger(__name__)
 
@@ -23,156 +29,331 @@ UI_UPDATE_SECONDS = 0.05  # at most ~20 screen updates a second; tokens in betwe
 class ChatComponents:
     conv_id: gr.State
     pending: gr.State  # the message being answered, handed from `prepare` to `respond`
+    selected: gr.State  # index of the message the message panel acts on (None: the last one)
     chat_list: gr.Radio
     new_btn: gr.Button
     rename_box: gr.Textbox
     rename_btn: gr.Button
     delete_btn: gr.Button
+    search_box: gr.Textbox
+    search_results: gr.Radio
+    export_btn: gr.Button
+    export_file: gr.File
+    import_file: gr.File
     model_info: gr.Markdown
+    character: gr.Dropdown
+    persona: gr.Dropdown
+    mode: gr.Radio
+    template: gr.Dropdown
+    greeting: gr.Dropdown
+    creator_notes: gr.Markdown
+    notice: gr.Markdown
     chatbot: gr.Chatbot
     textbox: gr.Textbox
     send_btn: gr.Button
     stop_btn: gr.Button
+    regenerate_btn: gr.Button
+    continue_btn: gr.Button
+    impersonate_btn: gr.Button
+    start_with: gr.Textbox
+    message_info: gr.Markdown
+    prev_btn: gr.Button
+    next_btn: gr.Button
+    edit_box: gr.Textbox
+    save_edit_btn: gr.Button
+    delete_msg_btn: gr.Button
+    branch_btn: gr.Button
+    show_prompt_btn: gr.Button
+    prompt_view: gr.Textbox
 
 
 def build(ctx: AppContext) -> ChatComponents:
     """Lay out the sidebar and chat area (inside the caller's Blocks)."""
     conv_id = gr.State(None)
     pending = gr.State(None)
+    selected = gr.State(None)
     with gr.Sidebar(open=True):
         new_btn = gr.Button("➕ New chat", elem_id="new-chat")
+        search_box = gr.Textbox(label="Search chats", placeholder="words in any message", elem_id="chat-search")
+        search_results = gr.Radio(label="Found", choices=[], visible=False, elem_id="search-results", interactive=True)
         chat_list = gr.Radio(label="Chats", choices=[], elem_id="chat-list", interactive=True)
         rename_box = gr.Textbox(label="Title", placeholder="Rename the open chat", elem_id="rename-box")
         with gr.Row():
             rename_btn = gr.Button("Rename", size="sm", elem_id="rename-chat")
             delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-chat")
+        with gr.Row():
+            export_btn = gr.Button("Export JSON", size="sm", elem_id="export-chat")
+        export_file = gr.File(label="Exported chat", visible=False, elem_id="export-file", interactive=False)
+        import_file = gr.File(label="Import chat (ours or Oobabooga JSON)", file_types=[".json"], type="binary", elem_id="import-chat")
     model_info = gr.Markdown(elem_id="model-info")
-    chatbot = gr.Chatbot(elem_id="chatbot", height="65vh", show_label=False, buttons=["copy"])
+    with gr.Row():
+        character = gr.Dropdown(choices=ctx.characters.names(), value="Assistant", label="Character", elem_id="chat-character", scale=2)
+        persona = gr.Dropdown(choices=view.persona_choices(ctx, None), value=view.NO_PERSONA, label="Persona", elem_id="chat-persona", scale=2)
+        mode = gr.Radio(choices=list(MODES), value="chat", label="Mode", elem_id="chat-mode", scale=3)
+        template = gr.Dropdown(choices=view.template_choices(ctx), value="", label="Instruction template", elem_id="chat-template", scale=2)
+        greeting = gr.Dropdown(choices=view.greeting_choices(ctx, "Assistant"), value=0, label="Greeting", elem_id="chat-greeting", scale=2)
+    creator_notes = gr.Markdown(elem_id="creator-notes")
+    notice = gr.Markdown(elem_id="chat-notice")
+    chatbot = gr.Chatbot(elem_id="chatbot", height="60vh", show_label=False, buttons=["copy"], sanitize_html=True)
     with gr.Row():
         textbox = gr.Textbox(
             placeholder="Send a message (Enter to send, Shift+Enter for a new line)",
-            show_label=False,
-            scale=8,
-            lines=1,
-            max_lines=8,
-            elem_id="chat-input",
-            autofocus=True,
+            show_label=False, scale=8, lines=1, max_lines=8, elem_id="chat-input", autofocus=True,
         )
         send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="send")
         stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
-    return ChatComponents(conv_id, pending, chat_list, new_btn, rename_box, rename_btn, delete_btn, model_info, chatbot, textbox, send_btn, stop_btn)
+    with gr.Row():
+        regenerate_btn = gr.Button("🔄 Regenerate", size="sm", elem_id="regenerate")
+        continue_btn = gr.Button("➡️ Continue", size="sm", elem_id="continue")
+        impersonate_btn = gr.Button("👤 Impersonate", size="sm", elem_id="impersonate")
+        start_with = gr.Textbox(placeholder="Start reply with…", show_label=False, scale=3, elem_id="start-with")
+    with gr.Accordion("Message (click a message in the chat to select it)", open=True):
+        message_info = gr.Markdown(elem_id="message-info")
+        with gr.Row():
+            prev_btn = gr.Button("<", size="sm", elem_id="prev-version", scale=0, min_width=50)
+            next_btn = gr.Button(">", size="sm", elem_id="next-version", scale=0, min_width=50)
+            save_edit_btn = gr.Button("Save edit", size="sm", elem_id="save-edit")
+            delete_msg_btn = gr.Button("Delete message", size="sm", variant="stop", elem_id="delete-message")
+            branch_btn = gr.Button("Branch from here", size="sm", elem_id="branch")
+        edit_box = gr.Textbox(label="Text of the selected message", lines=3, elem_id="edit-box")
+    with gr.Accordion("Prompt", open=False):
+        show_prompt_btn = gr.Button("Show prompt", size="sm", elem_id="show-prompt")
+        prompt_view = gr.Textbox(label="The exact text the model sees", lines=12, max_lines=40, interactive=False, elem_id="prompt-view")
+    return ChatComponents(
+        conv_id, pending, selected, chat_list, new_btn, rename_box, rename_btn, delete_btn, search_box,
+        search_results, export_btn, export_file, import_file, model_info, character, persona, mode, template,
+        greeting, creator_notes, notice, chatbot, textbox, send_btn, stop_btn, regenerate_btn, continue_btn,
+        impersonate_btn, start_with, message_info, prev_btn, next_btn, edit_box, save_edit_btn, delete_msg_btn,
+        branch_btn, show_prompt_btn, prompt_view,
+    )
 
 
-def _history(ctx: AppContext, conv_id: int | None) -> list[dict[str, Any]]:
-    if conv_id is None:
-        return []
-    return [{"role": m.role, "content": m.content} for m in ctx.repo.messages(conv_id)]
-
-
-def _chat_choices(ctx: AppContext) -> list[tuple[str, int]]:
-    return [(c.title, c.id) for c in ctx.repo.list_conversations()]
-
-
-def _model_markdown(ctx: AppContext) -> str:
+def model_markdown(ctx: AppContext) -> str:
     info = ctx.engine.load_info
     if info is None:
         return "**Model:** none loaded"
     return f"**Model:** {info.name} · {info.loader}"
 
 
-def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
-    """Connect the events."""
+def creator_notes_markdown(ctx: AppContext, character: str) -> str:
+    """Shown in the UI for the user; creator_notes never enter a prompt."""
+    notes = ctx.characters.get(character).creator_notes.strip()
+    return f"**Creator's notes:** {notes}" if notes else ""
 
-    def on_load() -> tuple[Any, ...]:
-        choices = _chat_choices(ctx)
-        current = choices[0][1] if choices else None
-        title = choices[0][0] if choices else ""
-        return gr.update(choices=choices, value=current), current, _history(ctx, current), title, _model_markdown(ctx)
 
-    demo.load(on_load, None, [c.chat_list, c.conv_id, c.chatbot, c.rename_box, c.model_info], queue=False)
+def open_outputs(c: ChatComponents) -> list[Any]:
+    """Everything that changes when a chat is opened (see ``open_values``)."""
+    return [c.conv_id, c.chatbot, c.rename_box, c.character, c.persona, c.mode, c.template, c.greeting,
+            c.creator_notes, c.selected, c.notice, c.message_info, c.edit_box]
 
-    def open_chat(selected: int | None) -> tuple[Any, ...]:
-        if selected is None:
-            return None, [], ""
+
+def open_values(ctx: AppContext, conv_id: int | None, user_id: int | None) -> list[Any]:
+    """Values for ``open_outputs``: the chat's history, title, settings and avatars."""
+    if conv_id is None:
+        return [None, gr.Chatbot(value=[], avatar_images=(None, None)), "", gr.update(), gr.update(), gr.update(),
+                gr.update(), gr.update(), "", None, "", "", ""]
+    conv = ctx.repo.get_conversation(conv_id, user_id)
+    s = conv.settings
+    msgs = ctx.repo.messages(conv_id, user_id)
+    return [
+        conv.id,
+        gr.Chatbot(value=view.display(msgs), avatar_images=view.avatar_images(ctx, conv, user_id)),
+        conv.title,
+        gr.update(choices=ctx.characters.names(), value=conv.character),
+        gr.update(choices=view.persona_choices(ctx, user_id), value=s.get("persona") or view.NO_PERSONA),
+        s.get("mode") or "chat",
+        gr.update(choices=view.template_choices(ctx), value=s.get("template") or ""),
+        gr.update(choices=view.greeting_choices(ctx, conv.character), value=int(s.get("greeting", 0) or 0)),
+        creator_notes_markdown(ctx, conv.character),
+        None,
+        "",
+        *message_panel(msgs, None),
+    ]
+
+
+def message_panel(msgs: list[Any], selected: int | None) -> list[str]:
+    """(info markdown, edit text) for the selected message (None: the last one)."""
+    if not msgs:
+        return ["No messages yet.", ""]
+    idx = len(msgs) - 1 if selected is None or selected >= len(msgs) else selected
+    m = msgs[idx]
+    return [f"Message {idx + 1} of {len(msgs)} · {m.role} · version {m.active_version + 1}/{m.version_count}", m.content]
+
+
+def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn user-facing errors into a gr.Error popup (the server keeps serving)."""
+    import functools
+    import inspect
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args, **kwargs)
+            except (UserFacingError, NotFound) as exc:
+                raise gr.Error(str(exc)) from exc
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            conv = ctx.repo.get_conversation(int(selected))
-        except NotFound:
-            raise gr.Error("That chat no longer exists.") from None
-        return conv.id, _history(ctx, conv.id), conv.title
+            return fn(*args, **kwargs)
+        except (UserFacingError, NotFound) as exc:
+            raise gr.Error(str(exc)) from exc
+    return wrapper
 
-    c.chat_list.input(open_chat, c.chat_list, [c.conv_id, c.chatbot, c.rename_box], queue=False)
 
-    def new_chat() -> tuple[Any, ...]:
-        conv = ctx.chat.new_conversation()
-        return gr.update(choices=_chat_choices(ctx), value=conv.id), conv.id, _history(ctx, conv.id), conv.title
+def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamComponents) -> None:
+    """Connect the chat-area events; the sidebar and message panel wire themselves."""
+    from webui.ui import chat_list, chat_messages
 
-    c.new_btn.click(new_chat, None, [c.chat_list, c.conv_id, c.chatbot, c.rename_box], queue=False)
+    chat_list.wire(ctx, c, demo)
+    chat_messages.wire(ctx, c, params)
+    p_inputs = params.inputs
 
-    def rename(conv_id: int | None, title: str) -> Any:
+    def notice_for(dropped: int) -> str:
+        if not dropped:
+            return ""
+        return f"⚠️ {dropped} old message{'s' if dropped != 1 else ''} did not fit the context window and {'were' if dropped != 1 else 'was'} left out of the prompt."
+
+    # -- chat settings -------------------------------------------------------------------
+    @_handle_errors
+    def set_character(conv_id: int | None, name: str, request: gr.Request) -> list[Any]:
+        uid = current_user_id(ctx, request)
         if conv_id is None:
-            raise gr.Error("Open a chat first.")
-        ctx.repo.rename_conversation(conv_id, title)
-        return gr.update(choices=_chat_choices(ctx), value=conv_id)
+            return [gr.update(), gr.update(choices=view.greeting_choices(ctx, name), value=0), creator_notes_markdown(ctx, name)]
+        ctx.chat.configure(conv_id, uid, character=name, greeting=0)
+        conv = ctx.repo.get_conversation(conv_id, uid)
+        return [
+            gr.Chatbot(value=view.history(ctx, conv_id, uid), avatar_images=view.avatar_images(ctx, conv, uid)),
+            gr.update(choices=view.greeting_choices(ctx, name), value=0),
+            creator_notes_markdown(ctx, name),
+        ]
 
-    c.rename_btn.click(rename, [c.conv_id, c.rename_box], c.chat_list, queue=False)
-    c.rename_box.submit(rename, [c.conv_id, c.rename_box], c.chat_list, queue=False)
+    c.character.input(set_character, [c.conv_id, c.character], [c.chatbot, c.greeting, c.creator_notes], queue=False)
 
-    def delete(conv_id: int | None) -> tuple[Any, ...]:
+    def setter(key: str) -> Callable[..., Any]:
+        @_handle_errors
+        def set_value(conv_id: int | None, value: Any, request: gr.Request) -> Any:
+            if conv_id is None:
+                return gr.update()
+            uid = current_user_id(ctx, request)
+            if key == "persona" and value == view.NO_PERSONA:
+                value = None
+            ctx.chat.configure(conv_id, uid, **{key: value})
+            conv = ctx.repo.get_conversation(conv_id, uid)
+            return gr.Chatbot(value=view.history(ctx, conv_id, uid), avatar_images=view.avatar_images(ctx, conv, uid))
+
+        return set_value
+
+    for key, comp in (("persona", c.persona), ("mode", c.mode), ("template", c.template), ("greeting", c.greeting)):
+        comp.input(setter(key), [c.conv_id, comp], c.chatbot, queue=False)
+
+    # -- send ---------------------------------------------------------------------------
+    def ensure_chat(conv_id: int | None, uid: int | None, character: str, persona: str, mode: str, greeting: Any) -> int:
         if conv_id is not None:
-            ctx.repo.delete_conversation(conv_id)
-        choices = _chat_choices(ctx)
-        current = choices[0][1] if choices else None
-        return gr.update(choices=choices, value=current), current, _history(ctx, current), (choices[0][0] if choices else "")
+            return conv_id
+        conv = ctx.chat.new_conversation(
+            character, uid, persona=None if persona == view.NO_PERSONA else persona, mode=mode, greeting=int(greeting or 0)
+        )
+        return conv.id
 
-    c.delete_btn.click(
-        delete,
-        c.conv_id,
-        [c.chat_list, c.conv_id, c.chatbot, c.rename_box],
-        js="(id) => { if (!confirm('Delete this chat? This cannot be undone.')) throw new Error('cancelled'); return id; }",
-        queue=False,
-    )
-
-    def prepare(conv_id: int | None, text: str) -> tuple[Any, ...]:
+    @_handle_errors
+    def prepare(conv_id: int | None, text: str, character: str, persona: str, mode: str, greeting: Any, request: gr.Request) -> tuple[Any, ...]:
         """Show the user's message at once and clear the box; the reply streams in the next step."""
         if not text.strip():
             return gr.update(), gr.update(), conv_id, None
-        if conv_id is None:
-            conv_id = ctx.chat.new_conversation().id
-        history = _history(ctx, conv_id) + [{"role": "user", "content": text}]
+        conv_id = ensure_chat(conv_id, current_user_id(ctx, request), character, persona, mode, greeting)
+        history = view.history(ctx, conv_id, current_user_id(ctx, request)) + [{"role": "user", "content": text}]
         return history, "", conv_id, text
 
-    def respond(conv_id: int | None, text: str | None, request: gr.Request) -> Iterator[list[dict[str, Any]]]:
+    def stream(iterator: Iterator[Any], history: list[dict[str, Any]]) -> Iterator[tuple[Any, str]]:
+        for progress in iterator:
+            history[-1]["content"] = progress.text
+            yield history, notice_for(progress.dropped_turns)
+
+    @_handle_errors
+    def respond(conv_id: int | None, text: str | None, start_with: str, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, str]]:
         if conv_id is None or not text:
             return
-        history = _history(ctx, conv_id) + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-        try:
-            for progress in ctx.chat.send(
-                conv_id, text, GenerationParams(), session_key=request.session_hash or "", min_interval=UI_UPDATE_SECONDS
-            ):
-                history[-1]["content"] = progress.text
-                if progress.done and progress.dropped_turns:
-                    gr.Info(f"{progress.dropped_turns} old messages did not fit the context window and were left out of the prompt.")
-                yield history
-        except UserFacingError as exc:
-            raise gr.Error(str(exc)) from exc
-
-    def refresh_list(conv_id: int | None) -> Any:
-        return gr.update(choices=_chat_choices(ctx), value=conv_id)
-
-    for trigger in (c.send_btn.click, c.textbox.submit):
-        (
-            trigger(prepare, [c.conv_id, c.textbox], [c.chatbot, c.textbox, c.conv_id, c.pending], queue=False)
-            .then(
-                respond,
-                [c.conv_id, c.pending],
-                c.chatbot,
-                concurrency_limit=None,  # the inference worker queues generations itself
-                show_progress="hidden",
-            )
-            .then(refresh_list, c.conv_id, c.chat_list, queue=False)
+        uid = current_user_id(ctx, request)
+        history = view.history(ctx, conv_id, uid) + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        yield from stream(
+            ctx.chat.send(conv_id, text, to_params(pvals), session_key=session_key(request), user_id=uid,
+                          min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""),
+            history,
         )
 
+    def after_turn(conv_id: int | None, request: gr.Request) -> list[Any]:
+        uid = current_user_id(ctx, request)
+        msgs = ctx.repo.messages(conv_id, uid) if conv_id is not None else []
+        return [gr.update(choices=view.chat_choices(ctx, uid), value=conv_id), None, *message_panel(msgs, None)]
+
+    after_outputs = [c.chat_list, c.selected, c.message_info, c.edit_box]
+    for trigger in (c.send_btn.click, c.textbox.submit):
+        (
+            trigger(prepare, [c.conv_id, c.textbox, c.character, c.persona, c.mode, c.greeting],
+                    [c.chatbot, c.textbox, c.conv_id, c.pending], queue=False)
+            .then(respond, [c.conv_id, c.pending, c.start_with, *p_inputs], [c.chatbot, c.notice],
+                  concurrency_limit=None, show_progress="hidden")  # the inference worker queues generations itself
+            .then(after_turn, c.conv_id, after_outputs, queue=False)
+        )
+
+    # -- regenerate / continue / impersonate ------------------------------------------------
+    @_handle_errors
+    def regenerate(conv_id: int | None, start_with: str, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, str]]:
+        if conv_id is None:
+            raise gr.Error("Open a chat first.")
+        uid = current_user_id(ctx, request)
+        history = view.history(ctx, conv_id, uid)[:-1] + [{"role": "assistant", "content": ""}]
+        yield from stream(
+            ctx.chat.regenerate(conv_id, to_params(pvals), session_key=session_key(request), user_id=uid,
+                                min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""),
+            history,
+        )
+
+    c.regenerate_btn.click(
+        regenerate, [c.conv_id, c.start_with, *p_inputs], [c.chatbot, c.notice], concurrency_limit=None, show_progress="hidden"
+    ).then(after_turn, c.conv_id, after_outputs, queue=False)
+
+    @_handle_errors
+    def continue_reply(conv_id: int | None, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, str]]:
+        if conv_id is None:
+            raise gr.Error("Open a chat first.")
+        uid = current_user_id(ctx, request)
+        history = view.history(ctx, conv_id, uid)
+        yield from stream(
+            ctx.chat.continue_reply(conv_id, to_params(pvals), session_key=session_key(request), user_id=uid,
+                                    min_interval=UI_UPDATE_SECONDS),
+            history,
+        )
+
+    c.continue_btn.click(
+        continue_reply, [c.conv_id, *p_inputs], [c.chatbot, c.notice], concurrency_limit=None, show_progress="hidden"
+    ).then(after_turn, c.conv_id, after_outputs, queue=False)
+
+    @_handle_errors
+    def impersonate(conv_id: int | None, text: str, request: gr.Request, *pvals: Any) -> Iterator[str]:
+        if conv_id is None:
+            raise gr.Error("Open a chat first.")
+        uid = current_user_id(ctx, request)
+        for progress in ctx.chat.impersonate(conv_id, to_params(pvals), session_key=session_key(request), user_id=uid,
+                                             min_interval=UI_UPDATE_SECONDS, start_with=text or ""):
+            yield progress.text
+
+    c.impersonate_btn.click(
+        impersonate, [c.conv_id, c.textbox, *p_inputs], c.textbox, concurrency_limit=None, show_progress="hidden"
+    )
+
     def stop(request: gr.Request) -> None:
-        ctx.chat.stop(request.session_hash or "")
+        ctx.chat.stop(session_key(request))
 
     c.stop_btn.click(stop, None, None, queue=False)
+
+    @_handle_errors
+    def show_prompt(conv_id: int | None, request: gr.Request, *pvals: Any) -> str:
+        if conv_id is None:
+            raise gr.Error("Open a chat first.")
+        return ctx.chat.show_prompt(conv_id, to_params(pvals), current_user_id(ctx, request)).prompt
+
+    c.show_prompt_btn.click(show_prompt, [c.conv_id, *p_inputs], c.prompt_view)

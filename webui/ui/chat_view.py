@@ -1,0 +1,75 @@
+"""What the chat area shows: stored messages as Chatbot values, avatars, chat-setting choices."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from webui.chat.instruct import MODEL_TEMPLATE
+from webui.context import AppContext
+from webui.storage.repository import ConversationRecord, MessageRecord
+
+NO_PERSONA = "(none)"
+MODEL_TEMPLATE_LABEL = "(the model's own)"
+
+
+def display(messages: list[MessageRecord]) -> list[dict[str, Any]]:
+    """Chatbot value: one entry per stored message (indices match), active version's text.
+
+    Gradio's Chatbot renders Markdown and sanitizes HTML, so model output, card fields and
+    user text never run as HTML.
+    """
+    out = []
+    for m in messages:
+        role = m.role if m.role in ("user", "assistant") else "assistant"
+        content = m.content if m.role != "system" else f"*[system]* {m.content}"
+        out.append({"role": role, "content": content})
+    return out
+
+
+def history(ctx: AppContext, conv_id: int | None, user_id: int | None) -> list[dict[str, Any]]:
+    return [] if conv_id is None else display(ctx.repo.messages(conv_id, user_id))
+
+
+def chat_choices(ctx: AppContext, user_id: int | None) -> list[tuple[str, int]]:
+    return [(c.title, c.id) for c in ctx.repo.list_conversations(user_id)]
+
+
+def avatars_dir(ctx: AppContext) -> Path:
+    return ctx.settings.data_dir / "avatars"
+
+
+def avatar_file(ctx: AppContext, png: bytes | None) -> str | None:
+    """A served file for an avatar picture (content-addressed, written once)."""
+    if not png:
+        return None
+    path = avatars_dir(ctx) / f"{hashlib.sha256(png).hexdigest()[:32]}.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(png)
+        tmp.replace(path)
+    return str(path)
+
+
+def avatar_images(ctx: AppContext, conv: ConversationRecord | None, user_id: int | None) -> tuple[str | None, str | None]:
+    """(user avatar, character avatar) for a chat: the persona's and the character's pictures."""
+    if conv is None:
+        return (None, None)
+    persona = ctx.personas.get(conv.settings.get("persona") or "", user_id) if ctx.personas else None
+    char = ctx.characters.get(conv.character)
+    return (avatar_file(ctx, persona.avatar if persona else None), avatar_file(ctx, char.avatar_png))
+
+
+def persona_choices(ctx: AppContext, user_id: int | None) -> list[str]:
+    return [NO_PERSONA] + ([p.name for p in ctx.personas.list(user_id)] if ctx.personas else [])
+
+
+def template_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    return [(MODEL_TEMPLATE_LABEL, MODEL_TEMPLATE)] + [(n, n) for n in (ctx.templates.names() if ctx.templates else [])]
+
+
+def greeting_choices(ctx: AppContext, character: str) -> list[tuple[str, int]]:
+    greetings = ctx.characters.get(character).greetings()
+    return [(f"{i + 1}: {' '.join(g.split())[:60]}", i) for i, g in enumerate(greetings)]

@@ -1,0 +1,143 @@
+"""The Parameters tab: every generation parameter, presets (load / save / delete), backend support."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from webui.context import AppContext
+from webui.errors import UserFacingError
+from webui.generation.params import GenerationParams
+from webui.generation.presets import PresetError, params_from_values
+from webui.generation.support import unsupported
+
+# (field, component factory). Order = the order of ``ParamComponents.inputs``.
+_FIELDS: list[tuple[str, Any]] = [
+    ("max_new_tokens", lambda v: gr.Slider(1, 4096, value=v, step=1, label="max_new_tokens")),
+    ("temperature", lambda v: gr.Slider(0.0, 5.0, value=v, step=0.01, label="temperature")),
+    ("top_p", lambda v: gr.Slider(0.01, 1.0, value=v, step=0.01, label="top_p")),
+    ("top_k", lambda v: gr.Slider(0, 200, value=v, step=1, label="top_k (0 = off)")),
+    ("min_p", lambda v: gr.Slider(0.0, 1.0, value=v, step=0.01, label="min_p")),
+    ("typical_p", lambda v: gr.Slider(0.01, 1.0, value=v, step=0.01, label="typical_p")),
+    ("repetition_penalty", lambda v: gr.Slider(0.5, 2.0, value=v, step=0.01, label="repetition_penalty")),
+    ("repetition_penalty_range", lambda v: gr.Number(value=v, precision=0, minimum=0, label="repetition_penalty_range (0 = all)")),
+    ("presence_penalty", lambda v: gr.Slider(-2.0, 2.0, value=v, step=0.01, label="presence_penalty")),
+    ("frequency_penalty", lambda v: gr.Slider(-2.0, 2.0, value=v, step=0.01, label="frequency_penalty")),
+    ("no_repeat_ngram_size", lambda v: gr.Number(value=v, precision=0, minimum=0, label="no_repeat_ngram_size")),
+    ("seed", lambda v: gr.Number(value=v, precision=0, label="seed (-1 = random)")),
+    ("truncation_length", lambda v: gr.Number(value=v, precision=0, minimum=0, label="truncation_length (0 = model context)")),
+    ("ban_eos_token", lambda v: gr.Checkbox(value=v, label="ban_eos_token")),
+    ("stop", lambda v: gr.Textbox(value="\n".join(v), lines=2, label="custom stop strings (one per line)")),
+]
+FIELD_NAMES = [name for name, _ in _FIELDS]
+
+
+@dataclass
+class ParamComponents:
+    inputs: list[gr.components.Component]
+    support: gr.Markdown
+    preset: gr.Dropdown
+    load_btn: gr.Button
+    preset_name: gr.Textbox
+    save_btn: gr.Button
+    delete_btn: gr.Button
+
+
+def to_params(values: tuple[Any, ...] | list[Any]) -> GenerationParams:
+    """The component values (in ``FIELD_NAMES`` order) as GenerationParams; raises gr.Error if invalid."""
+    data: dict[str, Any] = dict(zip(FIELD_NAMES, values))
+    data["stop"] = [line for line in str(data.get("stop") or "").splitlines() if line]
+    for name in ("max_new_tokens", "top_k", "repetition_penalty_range", "no_repeat_ngram_size", "seed", "truncation_length"):
+        if data.get(name) is not None:
+            data[name] = int(data[name])
+    try:
+        return params_from_values(data, base=GenerationParams().model_dump())
+    except PresetError as exc:
+        raise gr.Error(str(exc)) from exc
+
+
+def from_params(params: GenerationParams) -> list[Any]:
+    values = params.model_dump()
+    return ["\n".join(values["stop"]) if name == "stop" else values[name] for name in FIELD_NAMES]
+
+
+def support_markdown(ctx: AppContext) -> str:
+    info = ctx.engine.load_info
+    if info is None:
+        return "No model is loaded."
+    missing = unsupported(info.loader)
+    if not missing:
+        return f"All parameters apply with **{info.loader}**."
+    return f"Not supported by **{info.loader}** (ignored): " + ", ".join(f"`{m}`" for m in missing)
+
+
+def build(ctx: AppContext) -> ParamComponents:
+    defaults = GenerationParams()
+    names = ctx.presets.names() if ctx.presets else []
+    with gr.Row():
+        preset = gr.Dropdown(choices=names, value=None, label="Preset", elem_id="preset", scale=3)
+        load_btn = gr.Button("Load preset", elem_id="load-preset", scale=1)
+        delete_btn = gr.Button("Delete preset", variant="stop", elem_id="delete-preset", scale=1)
+    with gr.Row():
+        preset_name = gr.Textbox(label="Save current values as", placeholder="preset name", elem_id="preset-name", scale=3)
+        save_btn = gr.Button("Save preset", elem_id="save-preset", scale=1)
+    support = gr.Markdown(elem_id="param-support")
+    inputs: list[gr.components.Component] = []
+    values = from_params(defaults)
+    with gr.Row():
+        for start in range(0, len(_FIELDS), 5):
+            with gr.Column(min_width=220):
+                for i in range(start, min(start + 5, len(_FIELDS))):
+                    name, make = _FIELDS[i]
+                    comp = make(values[i])
+                    comp.elem_id = f"param-{name}"
+                    inputs.append(comp)
+    return ParamComponents(inputs, support, preset, load_btn, preset_name, save_btn, delete_btn)
+
+
+def wire(ctx: AppContext, c: ParamComponents, demo: gr.Blocks) -> None:
+    demo.load(lambda: support_markdown(ctx), None, c.support, queue=False)
+
+    def load(name: str | None) -> list[Any]:
+        if not name or ctx.presets is None:
+            raise gr.Error("Choose a preset to load.")
+        try:
+            params = ctx.presets.load(name)
+        except UserFacingError as exc:
+            raise gr.Error(str(exc)) from exc
+        gr.Info(f"Loaded preset {name}.")
+        return from_params(params)
+
+    c.load_btn.click(load, c.preset, c.inputs, queue=False)
+
+    def save(name: str, *values: Any) -> Any:
+        if ctx.presets is None:
+            raise gr.Error("Presets are not available.")
+        try:
+            ctx.presets.save(name, to_params(values))
+        except UserFacingError as exc:
+            raise gr.Error(str(exc)) from exc
+        gr.Info(f"Saved preset {name.strip()}.")
+        return gr.update(choices=ctx.presets.names(), value=name.strip())
+
+    c.save_btn.click(save, [c.preset_name, *c.inputs], c.preset, queue=False)
+
+    def delete(name: str | None) -> Any:
+        if not name or ctx.presets is None:
+            raise gr.Error("Choose a preset to delete.")
+        try:
+            ctx.presets.delete(name)
+        except UserFacingError as exc:
+            raise gr.Error(str(exc)) from exc
+        gr.Info(f"Deleted preset {name}.")
+        return gr.update(choices=ctx.presets.names(), value=None)
+
+    c.delete_btn.click(
+        delete,
+        c.preset,
+        c.preset,
+        js="(n) => { if (!confirm('Delete preset ' + n + '?')) throw new Error('cancelled'); return n; }",
+        queue=False,
+    )
