@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from webui.errors import UserFacingError
 
@@ -56,6 +56,20 @@ class Settings(BaseModel):
     tensor_split: str | None = None
     remote_api_key: str | None = None
     remote_model: str | None = None
+    # Accounts and the API (README: "Accounts", "API").
+    auth: list[str] = []  # "user:password" entries; any account turns on the login page
+    auth_file: Path | None = None  # one "user:password" per line
+    api_keys: list[str] = []  # "KEY" or "user:KEY" (the key's requests act as that account)
+    max_queue: int = Field(default=64, ge=1)  # queued generations past which the API answers 429
+    api_save_chats: bool = False  # store API chats in the key's history unless a request says "save": false
+
+    @field_validator("auth", "api_keys", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """An environment variable or settings file may give a comma-separated string."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def bind_host(self) -> str:

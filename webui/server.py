@@ -5,6 +5,9 @@ from __future__ import annotations
 import gradio as gr
 from fastapi import FastAPI
 
+from webui.api import internal, ollama, openai_routes
+from webui.api.auth import Authenticator, load_accounts, load_api_keys
+from webui.api.errors import install_error_handlers
 from webui.context import AppContext
 from webui.ui.app import TITLE, build_ui, offline_theme
 
@@ -12,10 +15,24 @@ from webui.ui.app import TITLE, build_ui, offline_theme
 def create_app(ctx: AppContext) -> FastAPI:
     app = FastAPI(title=TITLE, docs_url="/docs", redoc_url=None)
     app.state.ctx = ctx
+    # Accounts and API keys (raises UserFacingError on a bad --auth-file); the API routers come
+    # before the Gradio mount so /v1 and /api take precedence over the UI's catch-all route.
+    accounts = load_accounts(ctx.settings)
+    app.state.authenticator = Authenticator(accounts, load_api_keys(ctx.settings), ctx.repo.ensure_user)
+    install_error_handlers(app)
+    app.include_router(openai_routes.router)
+    app.include_router(ollama.router)
+    app.add_middleware(ollama.JSONBodyMiddleware)
+    app.include_router(internal.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok", "model": ctx.engine.model_name}
 
     blocks = build_ui(ctx)
-    return gr.mount_gradio_app(app, blocks, path="", theme=offline_theme(), footer_links=["api"])
+    login = app.state.authenticator.check_login if accounts else None
+    return gr.mount_gradio_app(
+        app, blocks, path="", theme=offline_theme(), footer_links=["api"], auth=login,
+        allowed_paths=[str(ctx.settings.data_dir / "avatars")],  # character and persona pictures
+        auth_message="Log in with the account the server's owner gave you." if accounts else None,
+    )

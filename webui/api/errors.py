@@ -94,7 +94,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # A body that is not JSON at all is a 400; JSON of the wrong shape is a 422.
         bad_json = any(e.get("type") == "json_invalid" for e in errors)
         status = 400 if bad_json else 422
-        return error_response(APIError(status, validation_message(errors), param=_validation_param(errors),
+        return error_response(APIError(status, validation_message(errors), param=None if bad_json else _validation_param(errors),
                                         code="invalid_json" if bad_json else "invalid_value"))
 
     @app.exception_handler(StarletteHTTPException)

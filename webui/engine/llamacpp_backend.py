@@ -67,6 +67,23 @@ def kv_cache_bytes(metadata: dict[str, str], n_ctx: int, cache_type: str) -> int
     return int(2 * layers * n_ctx * kv_width * KV_BYTES_PER_VALUE.get(cache_type, 2.0))
 
 
+def with_logit_bias(processors: Any, bias: dict[int, float]) -> Any:
+    """Add OpenAI-style ``logit_bias`` to llama.cpp's processor list (llama-cpp-python's own
+    ``logit_bias=`` drops other processors when both are given: ``list.extend`` returns None)."""
+    if not bias:
+        return processors
+    from llama_cpp import LogitsProcessorList
+
+    ids = list(bias)
+    values = [bias[i] for i in ids]
+
+    def add_bias(input_ids: Any, scores: Any) -> Any:
+        scores[ids] += values
+        return scores
+
+    return LogitsProcessorList([*(processors or []), add_bias])
+
+
 class LlamaCppModel:
     """A GGUF model loaded by llama.cpp."""
 
@@ -79,6 +96,7 @@ class LlamaCppModel:
         self.name = name
         self.path = path
         self.context_length = int(llm.n_ctx())
+        self.vocab_size = int(llm.n_vocab())  # logit_bias token ids are checked against it
         self.footprint_bytes = gguf_weights_bytes(llm, path) + kv_cache_bytes(llm.metadata, self.context_length, cache_type)
         self.rss_delta_bytes = 0
         template = llm.metadata.get("tokenizer.chat_template")
@@ -121,7 +139,7 @@ class LlamaCppModel:
             seed=seed,
             stop=self.template_stops or None,
             stream=True,
-            logits_processor=llama_cpp_logits_processor(hooks, self._llm, prompt, seed),  # extension samplers
+            logits_processor=with_logit_bias(llama_cpp_logits_processor(hooks, self._llm, prompt, seed), params.logit_bias),
         )
         try:
             for chunk in stream:

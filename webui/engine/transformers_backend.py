@@ -79,6 +79,20 @@ class _EmitStreamer:
             self._emit(text[self._printed :], 0)
 
 
+class LogitBias:
+    """A logits processor adding a fixed value to some tokens' logits (OpenAI ``logit_bias``)."""
+
+    def __init__(self, bias: dict[int, float]) -> None:
+        self.ids = list(bias)
+        self.values = [bias[i] for i in self.ids]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        scores[:, self.ids] += torch.tensor(self.values, dtype=scores.dtype, device=scores.device)
+        return scores
+
+
 class TransformersModel:
     loader = "transformers"
 
@@ -88,6 +102,7 @@ class TransformersModel:
         self.name = name
         cfg = model.config
         self.context_length = int(getattr(cfg, "max_position_embeddings", 0) or 2048)
+        self.vocab_size = int(getattr(cfg, "vocab_size", 0) or len(tokenizer))  # logit_bias ids are checked against it
         self.has_own_template = bool(getattr(tokenizer, "chat_template", None))
         self.footprint_bytes = model_bytes(model)
         self.rss_delta_bytes = 0
@@ -133,6 +148,10 @@ class TransformersModel:
             if params.typical_p < 1:
                 kwargs["typical_p"] = params.typical_p
         kwargs.update(hook_kwargs)  # extension samplers / logits processors
+        if params.logit_bias:  # OpenAI logit_bias: added to the logits before sampling
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([*kwargs.get("logits_processor", []), LogitBias(params.logit_bias)])
         with torch.inference_mode():
             out = self._model.generate(**inputs, **kwargs)
         n_new = int(out.shape[1]) - prompt_len

@@ -32,6 +32,9 @@ class GenerationParams(BaseModel):
     truncation_length: int = Field(default=0, ge=0, description="prompt token budget; 0 = the model's context")
     seed: int = Field(default=-1, description="-1 picks a random seed")
     stop: list[str] = Field(default_factory=list, description="Custom stop strings")
+    logit_bias: dict[int, float] = Field(
+        default_factory=dict, description="token id -> value added to its logit (OpenAI logit_bias, -100..100)"
+    )
     samplers: dict[str, Any] = Field(
         default_factory=dict, description="parameters of extension samplers (e.g. dry_multiplier), by name"
     )
