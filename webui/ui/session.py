@@ -13,7 +13,17 @@ from webui.context import AppContext
 
 
 def current_user_id(ctx: AppContext, request: gr.Request | None) -> int | None:
-    """The users row id of the logged-in account, or None when accounts are off."""
+    """The users row id of the logged-in account, or None when accounts are off.
+
+    With accounts (``--auth``), Gradio's login sets ``request.username``; its users row is
+    created on first login. A request without one is refused rather than shown the shared,
+    anonymous history.
+    """
+    username = getattr(request, "username", None) if request is not None else None
+    if username:
+        return ctx.repo.ensure_user(str(username))
+    if ctx.settings.auth or ctx.settings.auth_file:
+        raise gr.Error("Log in first.")
     return None
 
 
