@@ -74,9 +74,11 @@ HOOKS: Mapping[str, HookSpec] = _specs(
                  "Extensions tab, persisted. Keys 'display_name' and 'is_tab' are metadata."),
     HookSpec("setup", "collect",
              doc="Called once per extension, the first time it is enabled. Returns nothing."),
-    HookSpec("ui", "collect",
+    HookSpec("ui", "collect", extra_kwargs=True,
              doc="Called while the Gradio Blocks are built; creates components under the chat, "
-                 "or in its own tab when params['is_tab'] is True. Returns nothing."),
+                 "or in its own tab when params['is_tab'] is True. May declare `ctx` (the "
+                 "AppContext) and `chat` (the Chat tab's components, e.g. chat.conv_id). Returns "
+                 "nothing."),
     HookSpec("custom_css", "collect", doc="Returns a CSS string appended to the page's CSS."),
     HookSpec("custom_js", "collect", doc="Returns a JavaScript string appended to the page's JS."),
     HookSpec("register_samplers", "collect",

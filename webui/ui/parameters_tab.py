@@ -12,6 +12,7 @@ from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
 from webui.generation.presets import PresetError, params_from_values
 from webui.generation.support import unsupported
+from webui.ui.extension_params import sampler_components, samplers_from_values
 
 # (field, component factory). Order = the order of ``ParamComponents.inputs``.
 _FIELDS: list[tuple[str, Any]] = [
@@ -49,6 +50,7 @@ def to_params(values: tuple[Any, ...] | list[Any]) -> GenerationParams:
     """The component values (in ``FIELD_NAMES`` order) as GenerationParams; raises gr.Error if invalid."""
     data: dict[str, Any] = dict(zip(FIELD_NAMES, values))
     data["stop"] = [line for line in str(data.get("stop") or "").splitlines() if line]
+    data["samplers"] = samplers_from_values(values[len(FIELD_NAMES):])  # extension sampler sliders
     for name in ("max_new_tokens", "top_k", "repetition_penalty_range", "no_repeat_ngram_size", "seed", "truncation_length"):
         if data.get(name) is not None:
             data[name] = int(data[name])
@@ -94,6 +96,7 @@ def build(ctx: AppContext) -> ParamComponents:
                     comp = make(values[i])
                     comp.elem_id = f"param-{name}"
                     inputs.append(comp)
+    inputs += sampler_components(ctx)  # [State(keys), *sliders] of extension samplers, read by to_params
     return ParamComponents(inputs, support, preset, load_btn, preset_name, save_btn, delete_btn)
 
 
@@ -110,7 +113,7 @@ def wire(ctx: AppContext, c: ParamComponents, demo: gr.Blocks) -> None:
         gr.Info(f"Loaded preset {name}.")
         return from_params(params)
 
-    c.load_btn.click(load, c.preset, c.inputs, queue=False)
+    c.load_btn.click(load, c.preset, c.inputs[: len(FIELD_NAMES)], queue=False)
 
     def save(name: str, *values: Any) -> Any:
         if ctx.presets is None:
