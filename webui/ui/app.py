@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from webui.context import AppContext
-from webui.ui import characters_tab, chat_tab, parameters_tab
+from webui.ui import characters_tab, chat_tab, parameters_tab, model_tab
 
 TITLE = "WebUI"
 
@@ -26,6 +26,8 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
             char_components = characters_tab.build(ctx)
         with gr.Tab("Parameters", id="parameters"):
             param_components = parameters_tab.build(ctx)
+        with gr.Tab("Model", id="model"):
+            model_tab.build_and_wire(ctx, demo, components.model_info)
         chat_tab.wire(ctx, components, demo, param_components)
         characters_tab.wire(ctx, char_components, components, demo)
         parameters_tab.wire(ctx, param_components, demo)

@@ -1,0 +1,209 @@
+"""The Model tab: pick a model from the catalog, choose a loader and its options, load/unload, download.
+
+The option controls are generated from ``webui.engine.options.OPTIONS``; only those that apply to
+the chosen loader (and quantization) are visible. Loading runs on the engine's inference worker;
+errors reach the user as one clear message (gr.Error), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from webui.context import AppContext
+from webui.engine.catalog import CatalogEntry, scan_catalog
+from webui.engine.hub import download
+from webui.engine.memory import human
+from webui.engine.model_settings import ModelSettingsStore, load_and_remember
+from webui.engine.options import LOADERS, OPTIONS, Option, defaults
+from webui.engine.protocol import ModelSpec
+from webui.errors import UserFacingError
+
+log = logging.getLogger(__name__)
+
+
+def _component(option: Option, visible: bool) -> gr.components.Component:
+    common: dict[str, Any] = {"label": option.label, "info": option.help, "visible": visible, "elem_id": f"opt-{option.name}"}
+    if option.kind == "choice":
+        return gr.Dropdown(choices=list(option.choices), value=option.default, **common)
+    if option.kind == "bool":
+        return gr.Checkbox(value=option.default, **common)
+    if option.kind in ("int", "float"):
+        return gr.Number(value=option.default, precision=0 if option.kind == "int" else None, **common)
+    return gr.Textbox(value=option.default, type="password" if option.kind == "secret" else "text", **common)
+
+
+def _entries(ctx: AppContext) -> list[CatalogEntry]:
+    return scan_catalog(ctx.settings.models_path)
+
+
+def _choices(entries: list[CatalogEntry]) -> list[tuple[str, str]]:
+    return [(e.label, e.path) for e in entries]
+
+
+def status_markdown(ctx: AppContext) -> str:
+    """What is loaded, how long it took, and how much memory it really holds."""
+    info = ctx.engine.load_info
+    if info is None:
+        return "No model loaded."
+    rss = int(getattr(ctx.engine.model, "rss_delta_bytes", 0) or 0)
+    memory = f"{human(info.footprint_bytes)} of weights and caches" if info.footprint_bytes else "held by the server"
+    cross = f" (process memory grew {human(rss)})" if rss else ""
+    return f"**{info.name}** loaded with **{info.loader}** in {info.load_seconds:.2f} s · {memory}{cross}"
+
+
+def _visibility(loader: str, quantization: str) -> list[Any]:
+    return [gr.update(visible=o.applies(loader, quantization or "none")) for o in OPTIONS]
+
+
+def build_and_wire(ctx: AppContext, demo: gr.Blocks, model_info: gr.Markdown | None = None) -> None:
+    """Lay out the Model tab (inside the caller's ``gr.Tab``) and connect its events.
+
+    ``model_info`` is the chat tab's model line; it is refreshed after every load/unload.
+    """
+    store = ModelSettingsStore.in_data_dir(ctx.settings.data_dir)
+    initial = ctx.engine.spec
+    initial_loader = ctx.engine.load_info.loader if ctx.engine.load_info else "llama.cpp"
+    with gr.Row():
+        model_dd = gr.Dropdown(
+            label="Model", choices=[], value=None, allow_custom_value=True, scale=6, elem_id="model-select",
+            info=f"From {ctx.settings.models_path}, the Hugging Face cache, or the embedded default; or type a path.",
+        )
+        refresh_btn = gr.Button("🔄 Refresh", scale=1, elem_id="model-refresh")
+    loader_radio = gr.Radio(list(LOADERS), value=initial_loader, label="Loader", elem_id="model-loader")
+    url_box = gr.Textbox(
+        label="Server URL", placeholder="http://127.0.0.1:8000/v1", visible=initial_loader == "remote",
+        info="An OpenAI-compatible server: vLLM, TGI, llama.cpp server, Ollama (http://host:11434/v1)...",
+        elem_id="remote-url",
+    )
+    init_options = dict(initial.options) if initial else {}
+    quant0 = str(init_options.get("quantization") or "none")
+    with gr.Group():
+        components = [_component(o, o.applies(initial_loader, quant0)) for o in OPTIONS]
+    with gr.Row():
+        load_btn = gr.Button("Load", variant="primary", elem_id="model-load")
+        unload_btn = gr.Button("Unload", elem_id="model-unload")
+    status = gr.Markdown(status_markdown(ctx), elem_id="model-status")
+    with gr.Accordion("Download from the Hugging Face Hub", open=False, elem_id="download-box"):
+        repo_box = gr.Textbox(label="Model id", placeholder="org/name", elem_id="download-repo")
+        with gr.Row():
+            revision_box = gr.Textbox(label="Revision (optional)", placeholder="main", elem_id="download-revision")
+            pattern_box = gr.Textbox(
+                label="File pattern (optional)", placeholder="*Q4_K_M.gguf", elem_id="download-pattern",
+                info="Only files matching this (comma-separated globs), e.g. one GGUF quant.",
+            )
+        download_btn = gr.Button("Download", elem_id="download-button")
+        download_status = gr.Markdown(elem_id="download-status")
+
+    by_name = {o.name: i for i, o in enumerate(OPTIONS)}
+    quant_component = components[by_name["quantization"]]
+    chat_outputs = [model_info] if model_info is not None else []
+
+    def model_line() -> list[Any]:
+        if model_info is None:
+            return []
+        from webui.ui.chat_tab import model_markdown
+
+        return [model_markdown(ctx)]
+
+    # -- catalog -----------------------------------------------------------------------
+    def refresh(current: str | None) -> Any:
+        choices = _choices(_entries(ctx))
+        paths = [p for _, p in choices]
+        value = current if current in paths else (ctx.engine.spec.path if ctx.engine.spec else None)
+        return gr.update(choices=choices, value=value)
+
+    def on_page_load() -> tuple[Any, ...]:
+        return refresh(ctx.engine.spec.path if ctx.engine.spec else None), status_markdown(ctx)
+
+    demo.load(on_page_load, None, [model_dd, status], queue=False)
+    refresh_btn.click(refresh, model_dd, model_dd, queue=False)
+
+    def on_select(path: str | None) -> list[Any]:
+        """Show the loader and options this model last loaded with (or its defaults)."""
+        if not path:
+            return [gr.update()] * (2 + len(OPTIONS))
+        entry = next((e for e in _entries(ctx) if e.path == path), None)
+        saved = store.get(path)
+        loader = saved.loader if saved else (entry.loader if entry else _guess_loader(path))
+        values = {**defaults(loader), **(saved.options if saved else {})}
+        quant = str(values.get("quantization") or "none")
+        updates = [
+            gr.update(value=values[o.name], visible=o.applies(loader, quant)) if o.name in values
+            else gr.update(visible=False)
+            for o in OPTIONS
+        ]
+        url = gr.update(visible=True, value=path) if loader == "remote" else gr.update(visible=False)
+        return [gr.update(value=loader), url, *updates]
+
+    model_dd.input(on_select, model_dd, [loader_radio, url_box, *components], queue=False)
+
+    def on_loader(loader: str, quant: str) -> list[Any]:
+        return [gr.update(visible=loader == "remote"), *_visibility(loader, quant)]
+
+    loader_radio.input(on_loader, [loader_radio, quant_component], [url_box, *components], queue=False)
+    quant_component.input(on_loader, [loader_radio, quant_component], [url_box, *components], queue=False)
+
+    # -- load / unload -----------------------------------------------------------------
+    def on_load(path: str | None, loader: str, url: str, *values: Any) -> list[Any]:
+        target = (url or "").strip() if loader == "remote" else (path or "").strip()
+        if not target:
+            raise gr.Error("Enter the server URL first." if loader == "remote" else "Choose a model first.")
+        quant = values[by_name["quantization"]] or "none"
+        options = {o.name: v for o, v in zip(OPTIONS, values) if o.applies(loader, quant) and v is not None}
+        entry = next((e for e in _entries(ctx) if e.path == target), None)
+        name = entry.label if entry else None
+        if name is None and loader != "remote":
+            name = Path(target).stem if target.lower().endswith(".gguf") else Path(target).name
+        spec = ModelSpec(path=target, loader=loader, options=options, display_name=name)
+        if options.get("trust_remote_code"):
+            gr.Warning("Trust remote code is on: Python code shipped with this model will run on this machine.")
+        try:
+            load_and_remember(ctx.engine, spec, store)
+        except UserFacingError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception as exc:  # noqa: BLE001 - the user gets one line; the log keeps the traceback
+            log.exception("loading %s failed", target)
+            raise gr.Error(f"Loading failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                           print_exception=False) from None
+        return [status_markdown(ctx), *model_line()]
+
+    load_btn.click(
+        on_load, [model_dd, loader_radio, url_box, *components], [status, *chat_outputs], concurrency_limit=1,
+        concurrency_id="model-load",
+    )
+
+    def on_unload() -> list[Any]:
+        ctx.engine.unload()
+        return [status_markdown(ctx), *model_line()]
+
+    unload_btn.click(on_unload, None, [status, *chat_outputs], concurrency_limit=1, concurrency_id="model-load")
+
+    # -- download ----------------------------------------------------------------------
+    def on_download(repo: str, revision: str, pattern: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
+        if not (repo or "").strip():
+            raise gr.Error("Enter a model id such as org/name.")
+
+        def report(fraction: float | None, text: str) -> None:
+            progress(fraction, desc=text)
+
+        try:
+            folder = download(repo, ctx.settings.models_path, revision=revision or None,
+                              allow_patterns=pattern or None, progress=report)
+        except UserFacingError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        choices = _choices(_entries(ctx))
+        new = next((p for _, p in choices if p == str(folder) or p.startswith(str(folder) + "/")), None)
+        return [f"Downloaded to `{folder}`.", gr.update(choices=choices, value=new)]
+
+    download_btn.click(on_download, [repo_box, revision_box, pattern_box], [download_status, model_dd],
+                       concurrency_limit=1, concurrency_id="model-download")
+
+
+def _guess_loader(path: str) -> str:
+    if path.startswith(("http://", "https://")):
+        return "remote"
+    return "llama.cpp" if path.lower().endswith(".gguf") else "transformers"
