@@ -10,6 +10,7 @@ from webui.api.auth import Authenticator, load_accounts, load_api_keys
 from webui.api.errors import install_error_handlers
 from webui.context import AppContext
 from webui.ui.app import TITLE, build_ui, offline_theme
+from webui.ui.extensions_tab import extension_assets
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -35,4 +36,5 @@ def create_app(ctx: AppContext) -> FastAPI:
         app, blocks, path="", theme=offline_theme(), footer_links=["api"], auth=login,
         allowed_paths=[str(ctx.settings.data_dir / "avatars")],  # character and persona pictures
         auth_message="Log in with the account the server's owner gave you." if accounts else None,
+        **extension_assets(ctx),  # custom_css / custom_js of the extensions enabled at start-up
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from webui.context import AppContext
+from webui.ui import extensions_tab
 from webui.ui import characters_tab, chat_tab, parameters_tab, model_tab
 
 TITLE = "WebUI"
@@ -22,12 +23,17 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         with gr.Tab("Chat", id="chat"):
             components = chat_tab.build(ctx)
+            ext_areas = extensions_tab.build_ui_areas(ctx, components)  # extensions' ui() under the chat
         with gr.Tab("Characters", id="characters"):
             char_components = characters_tab.build(ctx)
         with gr.Tab("Parameters", id="parameters"):
             param_components = parameters_tab.build(ctx)
         with gr.Tab("Model", id="model"):
             model_tab.build_and_wire(ctx, demo, components.model_info)
+        with gr.Tab("Extensions", id="extensions"):
+            ext_components = extensions_tab.build(ctx)
+        ext_components.areas = {**ext_areas, **extensions_tab.build_ui_tabs(ctx, components)}
+        extensions_tab.wire(ctx, ext_components, demo)
         chat_tab.wire(ctx, components, demo, param_components)
         characters_tab.wire(ctx, char_components, components, demo)
         parameters_tab.wire(ctx, param_components, demo)

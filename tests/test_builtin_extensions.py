@@ -1,0 +1,92 @@
+"""The built-in persona_templates and character_bias extensions in the real turn flow, and the
+Extensions/Parameters UI pieces built in-process."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from webui.chat.service import ChatService
+from webui.config import REPO_ROOT
+from webui.generation.params import GenerationParams
+from webui.plugins import ExtensionManager, MemoryStore
+
+
+@pytest.fixture
+def manager() -> ExtensionManager:
+    return ExtensionManager([REPO_ROOT / "extensions"], entry_point_group=None, store=MemoryStore())
+
+
+def service(chat_service, manager: ExtensionManager) -> ChatService:
+    base = chat_service(tokens=["Sure", "!"])
+    return ChatService(base.engine, base.repo, base.characters, extensions=manager)
+
+
+def test_character_bias_steers_hidden_unless_shown(chat_service, repo, manager) -> None:
+    manager.set_enabled(["character_bias"], persist=False)
+    chat = service(chat_service, manager)
+    conv = chat.new_conversation("Assistant")
+    final = list(chat.send(conv.id, "hi", GenerationParams()))[-1]
+    assert chat.engine.model.prompts[-1].endswith("*I am so happy* ")
+    assert final.text == "Sure!" and repo.messages(conv.id)[-1].content == "Sure!"
+    manager.set_param("character_bias", "show_in_reply", True)
+    manager.set_param("character_bias", "bias_string", "*grins*")
+    final = list(chat.send(conv.id, "again", GenerationParams()))[-1]
+    assert final.text == "*grins* Sure!" and repo.messages(conv.id)[-1].content == "*grins* Sure!"
+    manager.set_param("character_bias", "activate", False)
+    list(chat.send(conv.id, "plain", GenerationParams()))
+    assert "*grins*" not in chat.engine.model.prompts[-1].split("plain")[-1]
+
+
+def test_persona_template_per_chat_with_variables(chat_service, repo, manager) -> None:
+    manager.set_enabled(["persona_templates"], persist=False)
+    chat = service(chat_service, manager)
+    pirate = chat.new_conversation("Assistant")
+    other = chat.new_conversation("Assistant")
+    repo.update_settings(pirate.id, {"persona_template": "Pirate"})
+    list(chat.send(pirate.id, "hello", GenerationParams()))
+    assert "You are Assistant, and you talk like a pirate in every reply to You, arr." in chat.engine.model.prompts[-1]
+    list(chat.send(other.id, "hello", GenerationParams()))
+    assert "pirate" not in chat.engine.model.prompts[-1]
+    # default for chats without a choice, with date variables filled in
+    manager.set_param("persona_templates", "default_template", "Helpful assistant")
+    list(chat.send(other.id, "again", GenerationParams()))
+    prompt = chat.engine.model.prompts[-1]
+    today = dt.datetime.now()
+    assert f"Today is {today.strftime('%A')}, {today.strftime('%Y-%m-%d')}" in prompt
+    assert "{{" not in prompt
+
+
+def test_persona_fill_variables(manager) -> None:
+    mod = manager.load("persona_templates").obj
+    when = dt.datetime(2024, 3, 1, 14, 5)
+    text = mod.fill("{{user}}/{{ CHAR }}/{{date}}/{{time}}/{{weekday}}/{{mode}}/{{unknown}}",
+                    {"name1": "Ann", "name2": "Bob", "mode": "instruct"}, when)
+    assert text == "Ann/Bob/2024-03-01/14:05/Friday/instruct/{{unknown}}"
+
+
+def test_extensions_ui_builds_with_panels_areas_and_sampler_sliders(tmp_path: Path) -> None:
+    import gradio as gr
+
+    from webui.config import Settings
+    from webui.context import build_context
+    from webui.ui import extension_params
+    from webui.ui.app import build_ui
+
+    ctx = build_context(Settings(data_dir=tmp_path, extensions=["example", "persona_templates"]), load_model=False)
+    try:
+        demo = build_ui(ctx)
+        ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+        for name in ("example", "dry", "xtc", "mirostat", "character_bias", "persona_templates"):
+            assert f"ext-enabled-{name}" in ids
+        assert {"ext-example-uppercase", "ext-failures", "ext-order", "persona-template", "param-dry_multiplier",
+                "param-xtc_threshold"} <= ids
+        assert isinstance(demo, gr.Blocks)
+        keys = {p.key: p.type for _, p in extension_params.all_sampler_params(ctx)}
+        assert keys["dry_sequence_breakers"] == "list"
+        tail = [[("dry_multiplier", "float"), ("dry_sequence_breakers", "list")], 0.8, '["\\n", ":"]']
+        assert extension_params.samplers_from_values(tail) == {"dry_multiplier": 0.8, "dry_sequence_breakers": ["\n", ":"]}
+    finally:
+        ctx.engine.shutdown()

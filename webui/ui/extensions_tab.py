@@ -1,0 +1,257 @@
+"""The Extensions tab, and the extensions' own ``ui()`` areas (under the chat or in their tabs).
+
+Gradio builds components once, at start-up: every discovered extension gets its settings panel
+here, and every one with a ``ui()`` hook gets its area built now; areas are shown while the
+extension is enabled. Enabling, disabling, reordering and settings act at once (no restart) and
+are saved by the ExtensionManager.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from webui.context import AppContext
+from webui.errors import UserFacingError
+from webui.plugins import ExtensionError, ParamError
+from webui.ui.extension_params import from_component, param_component
+
+log = logging.getLogger(__name__)
+
+TRANSFORMERS_ONLY_HOOKS = ("tokenizer_modifier",)
+
+
+@dataclass
+class ExtensionPanel:
+    name: str
+    enabled: gr.Checkbox
+    up: gr.Button
+    down: gr.Button
+    reset: gr.Button
+    status: gr.Markdown
+    params: dict[str, gr.components.Component]
+
+
+@dataclass
+class ExtensionsComponents:
+    panels: list[ExtensionPanel]
+    order: gr.Markdown
+    failures: gr.Markdown
+    refresh: gr.Button
+    areas: dict[str, Any] = field(default_factory=dict)  # extension name -> its ui() container
+
+
+def description(ctx: AppContext, name: str) -> str:
+    """The first paragraph of the extension's docstring."""
+    try:
+        doc = getattr(ctx.extensions.load(name).obj, "__doc__", None) or ""
+    except ExtensionError:
+        return ""
+    return doc.strip().split("\n\n")[0].replace("\n", " ")
+
+
+def transformers_only(ctx: AppContext, name: str) -> bool:
+    """True when the extension needs something only the transformers backend offers."""
+    try:
+        ext = ctx.extensions.load(name)
+    except ExtensionError:
+        return False
+    if any(h in ext.hooks for h in TRANSFORMERS_ONLY_HOOKS):
+        return True
+    return any("llama.cpp" not in s.backends for s in (ext.samplers or ()))
+
+
+def status_markdown(ctx: AppContext, name: str) -> str:
+    info = ctx.extensions.info(name)
+    lines = [f"`{name}` · {info.source} · {'**enabled**' if info.enabled else 'disabled'}"]
+    text = description(ctx, name)
+    if text:
+        lines.append(html.escape(text))
+    if info.hooks:
+        lines.append("Hooks: " + ", ".join(f"`{h}`" for h in info.hooks))
+    loader = ctx.engine.load_info.loader if ctx.engine.load_info else None
+    if transformers_only(ctx, name):
+        note = " — not applied with the loaded llama.cpp model" if loader == "llama.cpp" else ""
+        lines.append(f"⚠️ **transformers only**{note}")
+    for warning in info.warnings:
+        lines.append(f"⚠️ {html.escape(warning)}")
+    if info.error:
+        lines.append(f"❌ {html.escape(info.error)}")
+    return "\n\n".join(lines)
+
+
+def order_markdown(ctx: AppContext) -> str:
+    names = ctx.extensions.enabled()
+    if not names:
+        return "**Enabled (in order):** none"
+    return "**Enabled (in order):** " + " → ".join(f"`{n}`" for n in names)
+
+
+def failures_markdown(ctx: AppContext) -> str:
+    failures = ctx.extensions.failures()
+    if not failures:
+        return "No extension has failed."
+    rows = ["| Extension | Hook | Error |", "| --- | --- | --- |"]
+    for f in reversed(failures[-20:]):
+        rows.append(f"| `{f.extension}` | `{f.hook}` | {html.escape(f.message).replace('|', '&#124;')} |")
+    return "**Failed (disabled for this session):**\n\n" + "\n".join(rows)
+
+
+def extension_assets(ctx: AppContext) -> dict[str, str]:
+    """``css``/``js`` keyword arguments for ``gr.mount_gradio_app`` from the enabled extensions'
+    custom_css / custom_js (collected once: the page is built at start-up)."""
+    out: dict[str, str] = {}
+    css, js = ctx.extensions.custom_css(), ctx.extensions.custom_js()
+    if css.strip():
+        out["css"] = css
+    if js.strip():
+        out["js"] = "() => {\n" + js + "\n}"  # Gradio runs js= as a function on page load
+    return out
+
+
+def build_ui_areas(ctx: AppContext, chat: Any) -> dict[str, Any]:
+    """Run ``ui()`` for every discovered extension that has one and is not a tab, under the chat."""
+    areas: dict[str, Any] = {}
+    for info in ctx.extensions.available():
+        if not _has_ui(ctx, info.name) or ctx.extensions.load(info.name).is_tab:
+            continue
+        with gr.Column(visible=info.enabled, elem_id=f"ext-ui-{info.name}") as column:
+            ctx.extensions.call(info.name, "ui", ctx=ctx, chat=chat)
+        areas[info.name] = column
+    return areas
+
+
+def build_ui_tabs(ctx: AppContext, chat: Any) -> dict[str, Any]:
+    """A tab for each extension whose ``params["is_tab"]`` is true, built by its ``ui()``."""
+    tabs: dict[str, Any] = {}
+    for info in ctx.extensions.available():
+        if not _has_ui(ctx, info.name) or not ctx.extensions.load(info.name).is_tab:
+            continue
+        with gr.Tab(ctx.extensions.info(info.name).display_name, visible=info.enabled,
+                    elem_id=f"ext-tab-{info.name}") as tab:
+            ctx.extensions.call(info.name, "ui", ctx=ctx, chat=chat)
+        tabs[info.name] = tab
+    return tabs
+
+
+def _has_ui(ctx: AppContext, name: str) -> bool:
+    try:
+        return "ui" in ctx.extensions.load(name).hooks
+    except ExtensionError:
+        return False
+
+
+def build(ctx: AppContext) -> ExtensionsComponents:
+    """The settings panels (inside the caller's tab)."""
+    gr.Markdown("Extensions run in the order they are enabled. Changes apply at once and are saved. "
+                "Start with `--extensions a b c` to choose them on the command line.")
+    order = gr.Markdown(order_markdown(ctx), elem_id="ext-order")
+    panels: list[ExtensionPanel] = []
+    for info in ctx.extensions.available():
+        name = info.name
+        try:
+            specs = ctx.extensions.param_specs(name)
+            values = ctx.extensions.get_params(name)
+        except ExtensionError:
+            specs, values = {}, {}
+        with gr.Group(elem_id=f"ext-panel-{name}"):
+            with gr.Row():
+                enabled = gr.Checkbox(value=info.enabled, label=ctx.extensions.info(name).display_name,
+                                      elem_id=f"ext-enabled-{name}", scale=4, interactive=True)
+                up = gr.Button("↑", size="sm", elem_id=f"ext-up-{name}", scale=0, min_width=40)
+                down = gr.Button("↓", size="sm", elem_id=f"ext-down-{name}", scale=0, min_width=40)
+                reset = gr.Button("Reset settings", size="sm", elem_id=f"ext-reset-{name}", scale=0,
+                                  min_width=120)
+            status = gr.Markdown(status_markdown(ctx, name), elem_id=f"ext-status-{name}")
+            comps: dict[str, gr.components.Component] = {}
+            editable = {k: s for k, s in specs.items() if s.editable}
+            if editable:
+                with gr.Accordion("Settings", open=info.enabled):
+                    for key, spec in editable.items():
+                        comps[key] = param_component(spec, values.get(key, spec.default),
+                                                     elem_id=f"ext-{name}-{key}")
+        panels.append(ExtensionPanel(name, enabled, up, down, reset, status, comps))
+    failures = gr.Markdown(failures_markdown(ctx), elem_id="ext-failures")
+    refresh = gr.Button("Refresh", size="sm", elem_id="ext-refresh")
+    return ExtensionsComponents(panels, order, failures, refresh)
+
+
+def wire(ctx: AppContext, c: ExtensionsComponents, demo: gr.Blocks) -> None:
+    areas = c.areas
+    names = [p.name for p in c.panels]
+    statuses = [p.status for p in c.panels]
+    checks = [p.enabled for p in c.panels]
+    area_names = [n for n in names if n in areas]
+    outputs = [c.order, c.failures, *statuses, *checks, *[areas[n] for n in area_names]]
+
+    def snapshot() -> list[Any]:
+        enabled = set(ctx.extensions.enabled())
+        return [order_markdown(ctx), failures_markdown(ctx),
+                *[status_markdown(ctx, n) for n in names],
+                *[gr.update(value=n in enabled) for n in names],
+                *[gr.update(visible=n in enabled) for n in area_names]]
+
+    demo.load(snapshot, None, outputs, queue=False)
+    c.refresh.click(snapshot, None, outputs, queue=False)
+
+    for panel in c.panels:
+        name = panel.name
+
+        def toggle(on: bool, name: str = name) -> list[Any]:
+            try:
+                if on:
+                    ctx.extensions.enable(name)
+                else:
+                    ctx.extensions.disable(name)
+            except UserFacingError as exc:
+                gr.Warning(str(exc))
+            return snapshot()
+
+        panel.enabled.input(toggle, panel.enabled, outputs, queue=False)
+
+        def move(delta: int, name: str = name) -> list[Any]:
+            order = ctx.extensions.enabled()
+            if name in order:
+                i = order.index(name)
+                j = max(0, min(len(order) - 1, i + delta))
+                order.insert(j, order.pop(i))
+                ctx.extensions.set_enabled(order)
+            return snapshot()
+
+        panel.up.click(lambda n=name: move(-1, n), None, outputs, queue=False)
+        panel.down.click(lambda n=name: move(1, n), None, outputs, queue=False)
+
+        specs = ctx.extensions.param_specs(name)
+        for key, comp in panel.params.items():
+            kind = "choice" if specs[key].choices is not None else specs[key].type
+
+            def change(value: Any, name: str = name, key: str = key, kind: str = kind) -> Any:
+                try:
+                    ctx.extensions.set_param(name, key, from_component(kind, value))
+                    return gr.update()
+                except ParamError as exc:
+                    gr.Warning(str(exc))
+                    current = ctx.extensions.get_params(name)[key]
+                    return gr.update(value=_shown(current, kind))
+
+            comp.change(change, comp, comp, queue=False)
+
+        param_comps = list(panel.params.values())
+        if param_comps:
+            def reset(name: str = name, keys: tuple[str, ...] = tuple(panel.params)) -> list[Any]:
+                ctx.extensions.reset_params(name)
+                specs = ctx.extensions.param_specs(name)
+                values = ctx.extensions.get_params(name)
+                return [_shown(values[k], "choice" if specs[k].choices is not None else specs[k].type) for k in keys]
+
+            panel.reset.click(reset, None, param_comps, queue=False)
+
+
+def _shown(value: Any, kind: str) -> Any:
+    from webui.ui.extension_params import to_text
+
+    return to_text(value) if kind == "list" and isinstance(value, list) else value
