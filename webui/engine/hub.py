@@ -87,15 +87,15 @@ def _explain(exc: BaseException, repo_id: str, revision: str | None) -> Download
 
 
 def _is_network(exc: BaseException) -> bool:
-    import httpx
-
-    try:
-        import requests
-
-        request_errors: tuple[type[BaseException], ...] = (requests.ConnectionError, requests.Timeout)
-    except ImportError:  # pragma: no cover
-        request_errors = ()
-    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError, *request_errors))
+    """Connection/timeout errors of whichever HTTP client huggingface_hub uses (httpx, httpx2, requests)."""
+    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module, names in (("httpx", ("TransportError",)), ("httpx2", ("TransportError",)), ("requests", ("ConnectionError", "Timeout"))):
+        try:
+            mod = __import__(module)
+        except ImportError:
+            continue
+        kinds.extend(getattr(mod, n) for n in names if isinstance(getattr(mod, n, None), type))
+    return isinstance(exc, tuple(kinds))
 
 
 def download(

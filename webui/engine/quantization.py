@@ -69,14 +69,14 @@ def _has_module(name: str) -> bool:
 
 def check_prequantized(pq: PreQuantized, *, cuda: bool) -> None:
     """Raise a clear ModelLoadError when this machine cannot load the pre-quantized checkpoint."""
+    if pq.method in CUDA_ONLY_METHODS and not cuda:
+        raise ModelLoadError(f"This checkpoint is pre-quantized with {pq.label}, whose kernels need a CUDA GPU.")
     missing = [pip for module, pip in PREQUANTIZED_NEEDS.get(pq.method, []) if not _has_module(module)]
     if missing:
         raise ModelLoadError(
             f"This checkpoint is pre-quantized with {pq.label}; loading it needs "
             f"{' and '.join(missing)}: pip install {' '.join(missing)}"
         )
-    if pq.method in CUDA_ONLY_METHODS and not cuda:
-        raise ModelLoadError(f"This checkpoint is pre-quantized with {pq.label}, whose kernels need a CUDA GPU.")
 
 
 def _need(module: str, pip: str, what: str) -> None:
