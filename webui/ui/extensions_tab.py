@@ -170,7 +170,7 @@ def build(ctx: AppContext) -> ExtensionsComponents:
             comps: dict[str, gr.components.Component] = {}
             editable = {k: s for k, s in specs.items() if s.editable}
             if editable:
-                with gr.Accordion("Settings", open=info.enabled):
+                with gr.Accordion("Settings", open=info.enabled, elem_id=f"ext-settings-{name}"):
                     for key, spec in editable.items():
                         comps[key] = param_component(spec, values.get(key, spec.default),
                                                      elem_id=f"ext-{name}-{key}")
