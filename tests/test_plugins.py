@@ -267,13 +267,10 @@ def test_hook(hook: str, tmp_path: Path) -> None:
 
 
 def docs_section() -> tuple[str, str]:
-    """The "Writing an extension" section: README.md's once the lead pastes it, else ours."""
-    readme = REPO_ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    """The "Writing an extension" section of README.md."""
     where = "README.md"
-    if "## Writing an extension" not in text:
-        where = "docs/extensions.md"
-        text = (REPO_ROOT / where).read_text(encoding="utf-8")
+    text = (REPO_ROOT / where).read_text(encoding="utf-8")
+    assert "## Writing an extension" in text, "README.md lost its 'Writing an extension' section"
     start = text.index("## Writing an extension")
     following = re.search(r"^## ", text[start + 3:], flags=re.MULTILINE)
     return where, text[start:start + 3 + following.start()] if following else text[start:]

@@ -43,10 +43,11 @@ def setup() -> None:
     """
 
 
-def ui() -> None:
+def ui(**kwargs: Any) -> None:
     """Called while the Gradio interface is built, inside a column under the chat (or inside
     a tab of its own when ``params["is_tab"]`` is True). Create components and wire events here.
-    Returns nothing."""
+    May declare ``ctx`` (the AppContext) and ``chat`` (the Chat tab's components). Returns
+    nothing."""
 
 
 def custom_css() -> str:
@@ -100,8 +101,8 @@ def input_modifier(string: str, state: dict, is_chat: bool = False) -> str:
 
 
 def bot_prefix_modifier(string: str, state: dict) -> str:
-    """Chat only; called on the text the bot's reply starts with (the generation prefix).
-    Returns the string; text added here is part of the reply."""
+    """Chat only; called on the end of the prompt where the bot's reply starts (e.g. "Bot:").
+    Returns the string; text appended here steers the reply but is not shown or stored."""
     return string + params["bot_prefix"]
 
 
@@ -152,6 +153,6 @@ def _echo(question: str) -> Iterator[str]:
 
 
 def output_modifier(string: str, state: dict, is_chat: bool = False) -> str:
-    """Called on the model's reply, on each streamed update and on the final text. In chat the
-    modified text is shown; the history keeps the original for the prompt. Returns the string."""
+    """Called on the model's reply, on each streamed update and on the final text. The modified
+    text is shown and stored (one text per message). Returns the string."""
     return string.upper() if params["uppercase"] else string

@@ -99,8 +99,8 @@ HOOKS: Mapping[str, HookSpec] = _specs(
              doc="On the user input (chat: the internal text; otherwise the whole prompt). "
                  "Returns the string."),
     HookSpec("bot_prefix_modifier", "pipe", ("string", "state"), returns=("string",),
-             doc="Chat only: modifies the prefix the bot's reply starts with (e.g. 'Bot:'). "
-                 "Returns the string."),
+             doc="Chat only: modifies the end of the prompt where the bot's reply starts (e.g. "
+                 "'Bot:'); text it appends steers the reply but is not stored. Returns the string."),
     HookSpec("custom_generate_chat_prompt", "first", ("user_input", "state"), extra_kwargs=True,
              doc="Chat only, first one wins: replaces prompt building from the history. Returns "
                  "the prompt string, or None to decline."),
@@ -122,8 +122,8 @@ HOOKS: Mapping[str, HookSpec] = _specs(
                  "the cumulative reply text so far (a generator function), or None to decline."),
     HookSpec("output_modifier", "pipe", ("string", "state", "is_chat"), {"is_chat": False},
              returns=("string",),
-             doc="On the model's reply (on each streamed update and the final text): chat shows "
-                 "the modified text, history keeps the original. Returns the string."),
+             doc="On the model's reply (on each streamed update and the final text): the "
+                 "modified text is shown and stored. Returns the string."),
 )
 
 CALLABLE_HOOKS: tuple[str, ...] = tuple(n for n, s in HOOKS.items() if s.kind != "attribute")
