@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from webui.api import internal, ollama, openai_routes
 from webui.api.auth import Authenticator, load_accounts, load_api_keys
-from webui.api.errors import install_error_handlers
+from webui.api.errors import install_catch_all, install_error_handlers
 from webui.context import AppContext
 from webui.ui.app import TITLE, build_ui, offline_theme
 from webui.ui.extensions_tab import extension_assets
@@ -30,6 +30,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "model": ctx.engine.model_name}
 
+    install_catch_all(app, [openai_routes.router, ollama.router, internal.router])  # after every /v1 and /api router
     blocks = build_ui(ctx)
     login = app.state.authenticator.check_login if accounts else None
     return gr.mount_gradio_app(

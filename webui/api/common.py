@@ -110,8 +110,12 @@ def build_params(ctx: AppContext, body: Mapping[str, Any]) -> GenerationParams:
     try:
         return resolve_params(values, presets)
     except UserFacingError as exc:
-        param = "preset" if body.get("preset") and "preset" in str(exc).lower() else None
-        raise APIError(404 if param and "no preset" in str(exc).lower() else 400, str(exc), param=param) from exc
+        message = str(exc)
+        if message.lower().startswith("no preset"):
+            raise APIError(404, message, param="preset", code="preset_not_found") from exc
+        if message.startswith("Invalid parameters"):  # a value out of range: like a body validation error
+            raise APIError(422, message, code="invalid_value") from exc
+        raise APIError(400, message, param="preset" if body.get("preset") else None) from exc
     except ValidationError as exc:
         raise APIError(422, validation_message(list(exc.errors()))) from exc
 
@@ -138,6 +142,15 @@ def cancel_on_close(items: Iterator[T], handle: GenerationHandle) -> Iterator[T]
         handle.cancel()
 
 
+def _thread_limiter(request: Request) -> anyio.CapacityLimiter:
+    """API streams get their own thread pool (sized past max_queue), so a full queue of API
+    clients never starves the UI's handlers of threads. Created on first use (needs the loop)."""
+    limiter = getattr(request.app.state, "api_threads", None)
+    if limiter is None:
+        limiter = request.app.state.api_threads = anyio.CapacityLimiter(ctx_of(request).settings.max_queue + 8)
+    return limiter
+
+
 async def iterate_in_thread(
     request: Request, items: Iterator[T], on_disconnect: Callable[[], None]
 ) -> AsyncIterator[T]:
@@ -152,20 +165,25 @@ async def iterate_in_thread(
         while True:
             await asyncio.sleep(DISCONNECT_POLL_SECONDS)
             if await request.is_disconnected():
-                log.info("client of %s went away; stopping its generation", request.url.path)
+                log.info("client of %s disconnected; stopping its generation", request.url.path)
                 on_disconnect()
                 return
 
+    limiter = _thread_limiter(request)
     watcher = asyncio.create_task(watch())
+    completed = False
     try:
         while True:
-            item = await anyio.to_thread.run_sync(next, items, sentinel, abandon_on_cancel=True)
+            item = await anyio.to_thread.run_sync(next, items, sentinel, abandon_on_cancel=True, limiter=limiter)
             if item is sentinel:
+                completed = True
                 return
             yield item
     finally:
         watcher.cancel()
-        on_disconnect()  # a no-op once the generation has finished
+        if not completed:
+            log.info("client of %s went away (or failed) before the end; generation stopped", request.url.path)
+            on_disconnect()
         try:
             close = getattr(items, "close", None)
             if close is not None:

@@ -8,9 +8,11 @@ right status code, so a bad request never gets a plain-text 500 and the server k
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -79,6 +81,25 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
         loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
         parts.append(f"{loc}: {e.get('msg', 'invalid')}")
     return "Invalid request: " + "; ".join(parts)
+
+
+def install_catch_all(app: FastAPI, routers: Sequence[APIRouter], prefixes: tuple[str, ...] = ("/v1", "/api")) -> None:
+    """Unknown paths and wrong methods under the API prefixes get OpenAI-shaped 404/405 errors
+    instead of falling through to the UI mounted at /. Call after ``routers`` are included."""
+    api_routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
+
+    async def not_found(request: Request) -> JSONResponse:
+        path = request.url.path
+        allowed = sorted({m for r in api_routes if r.matches({"type": "http", "path": path, "method": "GET"})[0].value
+                          for m in (getattr(r, "methods", None) or ())})
+        if allowed:
+            return error_response(APIError(405, f"Method {request.method} not allowed on {path}; use {', '.join(allowed)}.",
+                                           code="method_not_allowed", headers={"Allow": ", ".join(allowed)}))
+        return error_response(APIError(404, f"No API endpoint {path}.", code="not_found"))
+
+    for prefix in prefixes:
+        app.add_api_route(prefix + "/{rest:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                          include_in_schema=False)
 
 
 def install_error_handlers(app: FastAPI) -> None:
