@@ -226,3 +226,11 @@ def test_presets_shipped_save_load_delete_and_api_resolution(tmp_path: Path) -> 
     lib.delete("Mine")
     with pytest.raises(PresetError, match="No preset"):
         lib.load("Mine")
+
+
+def test_parameter_support_is_reported_per_backend() -> None:
+    from webui.generation.support import unsupported
+
+    assert "no_repeat_ngram_size" in unsupported("llama.cpp") and "temperature" not in unsupported("llama.cpp")
+    assert "presence_penalty" in unsupported("transformers")
+    assert unsupported(None) == [] and unsupported("fake") == []

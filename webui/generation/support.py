@@ -8,13 +8,15 @@ ALL_PARAMS = frozenset(GenerationParams.model_fields) - {"samplers"}
 # Handled by the engine/chat layer for every backend, whatever the backend supports.
 ENGINE_PARAMS = frozenset({"stop", "truncation_length", "max_new_tokens"})
 
+# What each backend's generate() passes on today (keep in step with the backends).
 SUPPORTED: dict[str, frozenset[str]] = {
     "llama.cpp": ENGINE_PARAMS
     | {
         "temperature", "top_p", "top_k", "min_p", "typical_p", "repetition_penalty", "presence_penalty",
-        "frequency_penalty", "seed", "ban_eos_token",
+        "frequency_penalty", "seed",
     },
-    "transformers": ALL_PARAMS,
+    "transformers": ENGINE_PARAMS
+    | {"temperature", "top_p", "top_k", "min_p", "typical_p", "repetition_penalty", "seed"},
     "fake": ALL_PARAMS,  # the test backend
 }
 

@@ -264,12 +264,12 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
         if not text.strip():
             return gr.update(), gr.update(), conv_id, None
         conv_id = ensure_chat(conv_id, current_user_id(ctx, request), character, persona, mode, greeting)
-        history = view.history(ctx, conv_id, current_user_id(ctx, request)) + [{"role": "user", "content": text}]
+        history = view.history(ctx, conv_id, current_user_id(ctx, request)) + [{"role": "user", "content": view.safe_markdown(text)}]
         return history, "", conv_id, text
 
     def stream(iterator: Iterator[Any], history: list[dict[str, Any]]) -> Iterator[tuple[Any, str]]:
         for progress in iterator:
-            history[-1]["content"] = progress.text
+            history[-1]["content"] = view.safe_markdown(progress.text)
             yield history, notice_for(progress.dropped_turns)
 
     @_handle_errors
@@ -277,7 +277,9 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
         if conv_id is None or not text:
             return
         uid = current_user_id(ctx, request)
-        history = view.history(ctx, conv_id, uid) + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        history = view.history(ctx, conv_id, uid) + [
+            {"role": "user", "content": view.safe_markdown(text)}, {"role": "assistant", "content": ""}
+        ]
         yield from stream(
             ctx.chat.send(conv_id, text, to_params(pvals), session_key=session_key(request), user_id=uid,
                           min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,28 @@ NO_PERSONA = "(none)"
 MODEL_TEMPLATE_LABEL = "(the model's own)"
 
 
-def display(messages: list[MessageRecord]) -> list[dict[str, Any]]:
-    """Chatbot value: one entry per stored message (indices match), active version's text.
+_CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.DOTALL)
 
-    Gradio's Chatbot renders Markdown and sanitizes HTML, so model output, card fields and
-    user text never run as HTML.
+
+def safe_markdown(text: str) -> str:
+    """Markdown with raw HTML shown as text: ``<``, ``>`` and ``&`` are escaped outside code.
+
+    Gradio's sanitizer would strip event handlers but still insert the elements; here no
+    element from a model's reply, a card or the user's text is created at all. Code spans and
+    fenced blocks are left alone (Markdown already shows them literally).
     """
+    parts = _CODE.split(text)
+    for i in range(0, len(parts), 2):
+        parts[i] = parts[i].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(parts)
+
+
+def display(messages: list[MessageRecord]) -> list[dict[str, Any]]:
+    """Chatbot value: one entry per stored message (indices match), active version's text."""
     out = []
     for m in messages:
         role = m.role if m.role in ("user", "assistant") else "assistant"
-        content = m.content if m.role != "system" else f"*[system]* {m.content}"
+        content = safe_markdown(m.content) if m.role != "system" else f"*[system]* {safe_markdown(m.content)}"
         out.append({"role": role, "content": content})
     return out
 
