@@ -70,7 +70,8 @@ def ui_rate(url: str, count_tokens) -> float:  # type: ignore[no-untyped-def]
     client.predict(PROMPT, api_name="/prepare")
     stamps: list[tuple[float, int]] = []
     for output in client.submit(api_name="/respond"):
-        content = output[-1]["content"]
+        chat = output[0] if isinstance(output, tuple) else output  # the chatbot is the first output
+        content = chat[-1]["content"]
         text = content[0]["text"] if isinstance(content, list) and content else str(content or "")
         if text:
             stamps.append((time.perf_counter(), count_tokens(text)))
