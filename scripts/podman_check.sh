@@ -205,7 +205,20 @@ log "container logs (tail):"
 podman logs "$CONTAINER" 2>&1 | tail -n 20
 log "HTTP status: $status ($URL)"
 [ "$status" = 200 ] || die "no HTTP 200 within ${WAIT_SECONDS}s"
-title="$(curl -s -m 10 "$URL" | tr '\n' ' ' | sed -n 's:.*<title>\([^<]*\)</title>.*:\1:p')"
+# Gradio 6 renders no <title> server-side: the browser sets it from the embedded
+# window.gradio_config["title"]; read that (or a <title> tag, if there is one).
+title="$(curl -s -m 20 "$URL" | python3 -c '
+import json, re, sys
+html = sys.stdin.read()
+m = re.search(r"<title[^>]*>([^<]*)</title>", html, re.I)
+if m and m.group(1).strip():
+    print(m.group(1).strip())
+else:
+    i = html.find("window.gradio_config")
+    if i >= 0:
+        cfg, _ = json.JSONDecoder().raw_decode(html, html.index("{", i))
+        print(cfg.get("title") or "")
+')"
 log "page title: ${title:-<none>}"
 [ -n "$title" ] || die "page has no <title>"
 done_step
