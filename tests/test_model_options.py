@@ -41,7 +41,7 @@ def test_normalize_coerces_fills_defaults_and_drops_other_loaders() -> None:
 @pytest.mark.parametrize(
     ("loader", "options", "message"),
     [
-        ("transformers", {"dtype": "float8"}, "not one of"),
+        ("transformers", {"dtype": "float8"}, "Unknown dtype 'float8'; choose one of auto"),
         ("transformers", {"nonsense": 1}, "Unknown model option"),
         ("llama.cpp", {"n_ctx": "lots"}, "not a int number"),
         ("llama.cpp", {"n_ctx": -5}, "at least 0"),

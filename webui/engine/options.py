@@ -123,7 +123,7 @@ def _coerce(option: Option, value: Any) -> Any:
         else:
             text = "" if value is None else str(value).strip()
             if option.kind == "choice" and text not in option.choices:
-                raise ModelLoadError(f"{option.label}: {text!r} is not one of {', '.join(option.choices)}.")
+                raise ModelLoadError(f"Unknown {option.label} {text!r}; choose one of {', '.join(option.choices)}.")
             return text
     except (TypeError, ValueError):
         raise ModelLoadError(f"{option.label}: {value!r} is not a {option.kind} number.") from None
