@@ -83,6 +83,24 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return "Invalid request: " + "; ".join(parts)
 
 
+CATCH_ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
+
+class OddMethodMiddleware:
+    """Any other HTTP method (QUERY, PROPFIND...) on an API path: an OpenAI-shaped 405, not the UI's 404."""
+
+    def __init__(self, app: Any, prefixes: tuple[str, ...] = ("/v1/", "/api/")) -> None:
+        self.app = app
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefixes) and scope["method"] not in CATCH_ALL_METHODS:
+            response = error_response(APIError(405, f"Method {scope['method']} not allowed.", code="method_not_allowed"))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install_catch_all(app: FastAPI, routers: Sequence[APIRouter], prefixes: tuple[str, ...] = ("/v1", "/api")) -> None:
     """Unknown paths and wrong methods under the API prefixes get OpenAI-shaped 404/405 errors
     instead of falling through to the UI mounted at /. Call after ``routers`` are included."""
@@ -97,8 +115,9 @@ def install_catch_all(app: FastAPI, routers: Sequence[APIRouter], prefixes: tupl
                                            code="method_not_allowed", headers={"Allow": ", ".join(allowed)}))
         return error_response(APIError(404, f"No API endpoint {path}.", code="not_found"))
 
+    app.add_middleware(OddMethodMiddleware)
     for prefix in prefixes:
-        app.add_api_route(prefix + "/{rest:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        app.add_api_route(prefix + "/{rest:path}", not_found, methods=list(CATCH_ALL_METHODS),
                           include_in_schema=False)
 
 

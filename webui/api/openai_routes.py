@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -72,7 +73,8 @@ def _headers(ctx: AppContext, req: SamplingFields, extra: dict[str, str] | None 
     headers = dict(extra or {})
     ignored = _ignored(ctx, req)
     if ignored:
-        headers["X-Ignored-Params"] = ",".join(ignored)[:1000]
+        # Header-safe: printable ASCII only (a field name may hold anything).
+        headers["X-Ignored-Params"] = re.sub(r"[^\x21-\x7e]", "?", ",".join(ignored))[:1000]
     return headers
 
 
