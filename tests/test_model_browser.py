@@ -49,7 +49,7 @@ def test_pick_quantize_load_and_chat(tmp_path: Path, tiny_llama_dir: Path, brows
         wait_for(lambda: len(bot_texts(page)) >= 1 and bot_texts(page)[-1].strip() != "", timeout=90, what="a reply")
 
         saved = json.loads((data / "model-settings.json").read_text())
-        entry = saved[str((models / "tiny-llama").resolve())] if str((models / "tiny-llama").resolve()) in saved else saved[str(models / "tiny-llama")]
+        entry = saved[str((models / "tiny-llama").resolve())]
         assert entry["loader"] == "transformers"
         assert entry["options"]["quantization"] == "bnb-4bit" and entry["options"]["use_double_quant"] is True
     finally:

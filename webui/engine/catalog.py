@@ -51,6 +51,7 @@ def _folder_entries(folder: Path, label: str, source: Source) -> list[CatalogEnt
 
 def scan_models_dir(models_dir: Path) -> list[CatalogEntry]:
     """HF model folders and .gguf files in ``models_dir`` (and GGUFs one folder down)."""
+    models_dir = models_dir.expanduser().resolve()  # same keys as --model paths (resolved) for saved settings
     if not models_dir.is_dir():
         return []
     entries = [CatalogEntry(f.name, str(f), "llama.cpp", "models-dir") for f in _gguf_files(models_dir)]
