@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # Hugging Face Docker Space image for the web UI (also runs anywhere with
 # `docker run -p 7860:7860` / `podman run -p 7860:7860`).
 #
