@@ -1,0 +1,68 @@
+"""Two accounts in two browser contexts against the real app: private chat lists, and one
+user's Stop never stops the other's reply."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser_utils import bot_texts, send_message, user_texts, wait_for
+from tests.server_utils import start_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+LONG = "Write a very long story about a lighthouse keeper. Use many paragraphs."
+
+
+def login(browser, url: str, user: str, password: str):  # type: ignore[no-untyped-def]
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("input[type='password']", timeout=30000)
+    page.locator("input:not([type='password'])").first.fill(user)
+    page.fill("input[type='password']", password)
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#chat-input textarea", timeout=60000)
+    return context, page
+
+
+def chat_titles(page) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.locator("#chat-list label").all_inner_texts()
+
+
+def test_two_users_private_chats_and_independent_stop(tmp_path: Path, browser) -> None:
+    app = start_app(tmp_path / "data", "--auth", "alice:wonderland", "--auth", "bob:builder")
+    try:
+        ctx_a, alice = login(browser, app.url, "alice", "wonderland")
+        ctx_b, bob = login(browser, app.url, "bob", "builder")
+
+        send_message(alice, "Alice asks: " + LONG)
+        send_message(bob, "Bob asks: " + LONG)
+        wait_for(lambda: len(bot_texts(alice)) >= 2 and bot_texts(alice)[-1].strip() != "", timeout=90, what="alice's reply")
+        wait_for(lambda: len(bot_texts(bob)) >= 2 and bot_texts(bob)[-1].strip() != "", timeout=90, what="bob's reply")
+
+        alice.click("#stop")
+        time.sleep(2)
+        a_stopped = bot_texts(alice)[-1]
+        b_at_stop = len(bot_texts(bob)[-1])
+        # Bob's reply keeps growing after Alice's Stop; Alice's does not.
+        wait_for(lambda: len(bot_texts(bob)[-1]) > b_at_stop + 20, timeout=60, what="bob's reply to keep streaming")
+        assert bot_texts(alice)[-1] == a_stopped
+        bob.click("#stop")
+
+        # Each sees only their own chat, also after a reload.
+        for page in (alice, bob):
+            page.reload()
+            page.wait_for_selector("#chat-input textarea")
+        wait_for(lambda: any(t.startswith("Alice asks") for t in chat_titles(alice)), what="alice's chat listed")
+        wait_for(lambda: any(t.startswith("Bob asks") for t in chat_titles(bob)), what="bob's chat listed")
+        assert not any(t.startswith("Bob asks") for t in chat_titles(alice))
+        assert not any(t.startswith("Alice asks") for t in chat_titles(bob))
+        assert not any("Bob asks" in t for t in user_texts(alice))
+        assert not any("Alice asks" in t for t in user_texts(bob))
+        ctx_a.close()
+        ctx_b.close()
+    finally:
+        app.stop()
