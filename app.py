@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     host = settings.bind_host
-    print(f"Serving on http://{'127.0.0.1' if host == '0.0.0.0' else host}:{settings.port}  (model: {ctx.engine.model_name})", flush=True)
+    where = f"http://127.0.0.1:{settings.port} (listening on all interfaces)" if host == "0.0.0.0" else f"http://{host}:{settings.port}"
+    print(f"Serving on {where}  (model: {ctx.engine.model_name})", flush=True)
     try:
         uvicorn.run(app, host=host, port=settings.port, log_level="warning")
     finally:
