@@ -24,7 +24,7 @@ from webui.storage.repository import ChatRepository  # noqa: E402
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 MEASURE_JS = """
-() => new Promise(resolve => {
+() => { window.__measure = new Promise(resolve => {
   const bots = () => document.querySelectorAll('#chatbot [data-testid="bot"]');
   const start = bots().length;
   let first = null, last = null, firstLen = 0, lastLen = 0;
@@ -43,7 +43,7 @@ MEASURE_JS = """
     requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
-})
+}); }
 """
 
 
@@ -59,9 +59,9 @@ def seed_long_chat(data_dir: Path, n: int) -> int:
 def measure(page) -> tuple[int, float]:  # type: ignore[no-untyped-def]
     page.evaluate("() => { window.__doneMarker = document.querySelector('#message-info').innerText; }")
     page.fill("#chat-input textarea", PROMPT)
-    result = page.evaluate_handle(MEASURE_JS)
+    page.evaluate(MEASURE_JS)  # starts watching; the promise is awaited after the click
     page.click("#send")
-    value = result.json_value()
+    value = page.evaluate("() => window.__measure")
     return int(value["chars"]), float(value["seconds"])
 
 
