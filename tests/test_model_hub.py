@@ -122,3 +122,27 @@ def test_unwritable_models_dir(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(DownloadError, match="Cannot write to the models dir"):
         download("org/m", blocker / "models")
+
+
+def test_download_button_handler_selects_the_new_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Model tab's Download handler: progress reported, the new GGUF listed and selected; errors as gr.Error."""
+    import gradio as gr
+
+    from webui.config import load_settings
+    from webui.ui.model_tab import run_download
+
+    class Ctx:
+        settings = load_settings({"data_dir": str(tmp_path / "data")}, environ={})
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot([]))
+    seen: list[float | None] = []
+    message, dropdown = run_download(Ctx(), "org/Model-GGUF", "", "*Q8_0.gguf", lambda f, d: seen.append(f))  # type: ignore[arg-type]
+    expected = tmp_path / "data" / "models" / "org_Model-GGUF" / "model.Q8_0.gguf"
+    assert "Downloaded to" in message and dropdown["value"] == str(expected.resolve())
+    assert (str(expected.resolve())) in [path for _, path in dropdown["choices"]]
+    assert seen[-1] == 1.0
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot([], fail=errors.LocalEntryNotFoundError("offline"), fail_after=0))
+    with pytest.raises(gr.Error, match="Cannot reach the Hugging Face Hub"):
+        run_download(Ctx(), "org/Other", "", "", lambda f, d: None)  # type: ignore[arg-type]
+    with pytest.raises(gr.Error, match="Enter a model id"):
+        run_download(Ctx(), "  ", "", "", lambda f, d: None)  # type: ignore[arg-type]

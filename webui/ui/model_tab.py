@@ -184,23 +184,25 @@ def build_and_wire(ctx: AppContext, demo: gr.Blocks, model_info: gr.Markdown | N
 
     # -- download ----------------------------------------------------------------------
     def on_download(repo: str, revision: str, pattern: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
-        if not (repo or "").strip():
-            raise gr.Error("Enter a model id such as org/name.")
-
-        def report(fraction: float | None, text: str) -> None:
-            progress(fraction, desc=text)
-
-        try:
-            folder = download(repo, ctx.settings.models_path, revision=revision or None,
-                              allow_patterns=pattern or None, progress=report)
-        except UserFacingError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        choices = _choices(_entries(ctx))
-        new = next((p for _, p in choices if p == str(folder) or p.startswith(str(folder) + "/")), None)
-        return [f"Downloaded to `{folder}`.", gr.update(choices=choices, value=new)]
+        return run_download(ctx, repo, revision, pattern, lambda fraction, text: progress(fraction, desc=text))
 
     download_btn.click(on_download, [repo_box, revision_box, pattern_box], [download_status, model_dd],
                        concurrency_limit=1, concurrency_id="model-download")
+
+
+def run_download(ctx: AppContext, repo: str, revision: str, pattern: str, report: Any) -> list[Any]:
+    """The Download button: fetch into the models dir, then select the new model in the list."""
+    if not (repo or "").strip():
+        raise gr.Error("Enter a model id such as org/name.")
+    try:
+        folder = download(repo, ctx.settings.models_path, revision=(revision or "").strip() or None,
+                          allow_patterns=(pattern or "").strip() or None, progress=report)
+    except UserFacingError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    choices = _choices(_entries(ctx))
+    prefix = str(folder.resolve())
+    new = next((p for _, p in choices if p == prefix or p.startswith(prefix + "/")), None)
+    return [f"Downloaded to `{folder}`.", gr.update(choices=choices, value=new)]
 
 
 def _guess_loader(path: str) -> str:
