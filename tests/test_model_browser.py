@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from tests.browser_utils import bot_texts, send_message, wait_for
-from tests.server_utils import start_app
+from tests.server_utils import free_port, start_app
+from tests.test_model_remote import WORDS, ServerState, make_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -71,3 +75,40 @@ def test_cuda_only_option_is_refused_with_a_message(tmp_path: Path, browser) -> 
         assert "SmolLM2" in page.inner_text("#model-status")
     finally:
         app.stop()
+
+
+def test_remote_engine_from_the_model_tab(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    """Loader remote + a local OpenAI-compatible server: load from the tab, chat, the reply streams from it."""
+    state = ServerState(delay=0.05)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(make_server(state, key="sk-ui"), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    app = start_app(tmp_path / "data")
+    try:
+        page = browser.new_page()
+        page.goto(app.url)
+        page.get_by_role("tab", name="Model").click()
+        page.locator("#model-loader label", has_text="remote").click()
+        wait_for(lambda: page.locator("#remote-url").is_visible(), what="the server URL box")
+        assert page.locator("#opt-remote_api_key").is_visible() and not page.locator("#opt-quantization").is_visible()
+        page.fill("#remote-url textarea, #remote-url input", f"http://127.0.0.1:{port}")
+        page.fill("#opt-remote_api_key input", "sk-ui")
+        page.click("#model-load")
+        wait_for(lambda: "remote" in page.inner_text("#model-status"), timeout=60, what="the remote model to load")
+        assert "tiny-remote" in page.inner_text("#model-status")
+
+        page.get_by_role("tab", name="Chat").click()
+        wait_for(lambda: "tiny-remote" in page.inner_text("#model-info"), what="the chat tab's model name")
+        send_message(page, "Hello remote")
+        wait_for(lambda: bool(bot_texts(page)) and "remote server" in bot_texts(page)[-1], timeout=60, what="the remote reply")
+        assert bot_texts(page)[-1].strip() == "".join(WORDS)
+        assert state.requests[-1]["messages"][-1]["content"] == "Hello remote"
+        saved = json.loads((tmp_path / "data" / "model-settings.json").read_text())[f"http://127.0.0.1:{port}"]
+        assert saved["loader"] == "remote" and "sk-ui" not in json.dumps(saved)
+    finally:
+        app.stop()
+        server.should_exit = True
+        thread.join(timeout=10)
