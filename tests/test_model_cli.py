@@ -22,6 +22,8 @@ def test_cuda_only_flags_are_refused_without_a_traceback(tmp_path: Path) -> None
     assert_clean_failure(r, "GPU layers needs a GPU build of llama-cpp-python")
     r = run_app("--cache-type", "q4_0", "--data-dir", str(tmp_path / "d"))
     assert_clean_failure(r, "needs flash attention")
+    r = run_app("--model", "http://127.0.0.1:9/v1", "--data-dir", str(tmp_path / "d"))
+    assert_clean_failure(r, "Cannot reach the remote server at http://127.0.0.1:9/v1")
 
 
 def test_quantization_flag_loads_and_is_remembered(tmp_path: Path, tiny_llama_dir: Path) -> None:
