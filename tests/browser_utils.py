@@ -18,8 +18,16 @@ BOT = "#chatbot .message-row.bot-row .message-content"
 USER = "#chatbot .message-row.user-row .message-content"
 
 
+LIVE = "#live-reply"
+
+
 def bot_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
-    return page.locator(BOT).all_inner_texts()
+    """The bot's messages as shown: the chat's, then the reply streaming in the live bubble (if any)."""
+    texts = page.locator(BOT).all_inner_texts()
+    live = page.locator(LIVE)
+    if live.count() and live.is_visible():
+        texts.append(live.inner_text())
+    return texts
 
 
 def user_texts(page) -> list[str]:  # type: ignore[no-untyped-def]

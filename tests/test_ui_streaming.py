@@ -11,6 +11,7 @@ import pytest
 from tests.server_utils import start_app
 from webui.storage.db import open_database, sqlite_url
 from webui.storage.repository import ChatRepository
+from webui.ui.chat_view import safe_markdown
 
 pytestmark = pytest.mark.slow
 
@@ -61,12 +62,12 @@ class GradioSession:
         return messages
 
 
-def test_streamed_updates_are_appends_to_the_last_message(tmp_path: Path) -> None:
+def test_streaming_sends_only_appended_text_never_the_chat(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     repo = ChatRepository(open_database(sqlite_url(data)))
     conv = repo.create_conversation("Long chat", character="Assistant")
-    for i in range(30):  # a longer history, so a full re-send would be obvious
+    for i in range(30):  # a longer history, so a re-send of the chat would be obvious
         repo.add_message(conv.id, "user" if i % 2 == 0 else "assistant", f"Message {i}: something to say.")
     app = start_app(data)
     try:
@@ -78,13 +79,19 @@ def test_streamed_updates_are_appends_to_the_last_message(tmp_path: Path) -> Non
     finally:
         app.stop()
 
-    generating = [m["output"]["data"][0] for m in messages if m.get("msg") == "process_generating"]
+    by_elem = {c.get("props", {}).get("elem_id"): cid for cid, c in ui.components.items()}
+    outputs = ui.deps[ui.fn_index["respond"]]["outputs"]
+    assert by_elem["chatbot"] not in outputs  # the chat is never part of the streaming step
+    live = outputs.index(by_elem["live-reply"])
+    generating = [m["output"]["data"] for m in messages if m.get("msg") == "process_generating"]
     assert len(generating) > 5
-    full_first, diffs = generating[0], generating[1:]
-    assert isinstance(full_first, list) and len(full_first) >= 32  # the history is sent once...
-    for diff in diffs:  # ...then only the appended text of the reply
-        assert all(op[0] == "append" and op[1] == [len(full_first) - 1, "content", 0, "text"] for op in diff), diff
-        assert len(json.dumps(diff)) < 2000
-    completed = messages[-1]["output"]["data"][0]
-    streamed = full_first[-1]["content"][0]["text"] + "".join(op[2] for d in diffs for op in d)
-    assert completed[-1]["content"][0]["text"] == streamed
+    streamed = ""
+    for data_ in generating[2:]:  # after the bubble is shown and gets its first text: appends only
+        for index, diff in enumerate(data_):
+            if index != live:
+                assert diff == [], diff
+        assert data_[live] and all(op[0] == "append" and op[1] == [] for op in data_[live]), data_[live]
+        assert len(json.dumps(data_)) < 1000
+        streamed += "".join(op[2] for op in data_[live])
+    stored = ChatRepository(open_database(sqlite_url(data))).messages(conv.id)[-1].content
+    assert streamed and safe_markdown(stored).endswith(streamed)

@@ -9,7 +9,7 @@ from webui.api import internal, ollama, openai_routes
 from webui.api.auth import Authenticator, load_accounts, load_api_keys
 from webui.api.errors import install_catch_all, install_error_handlers
 from webui.context import AppContext
-from webui.ui.app import TITLE, build_ui, offline_theme
+from webui.ui.app import BASE_CSS, TITLE, build_ui, offline_theme
 from webui.ui.extensions_tab import extension_assets
 
 
@@ -33,9 +33,11 @@ def create_app(ctx: AppContext) -> FastAPI:
     install_catch_all(app, [openai_routes.router, ollama.router, internal.router])  # after every /v1 and /api router
     blocks = build_ui(ctx)
     login = app.state.authenticator.check_login if accounts else None
+    assets = extension_assets(ctx)  # custom_css / custom_js of the extensions enabled at start-up
+    assets["css"] = BASE_CSS + assets.get("css", "")
     return gr.mount_gradio_app(
         app, blocks, path="", theme=offline_theme(), footer_links=["api"], auth=login,
         allowed_paths=[str(ctx.settings.data_dir / "avatars")],  # character and persona pictures
         auth_message="Log in with the account the server's owner gave you." if accounts else None,
-        **extension_assets(ctx),  # custom_css / custom_js of the extensions enabled at start-up
+        **assets,
     )

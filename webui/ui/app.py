@@ -10,6 +10,15 @@ from webui.ui import characters_tab, chat_tab, parameters_tab, model_tab
 
 TITLE = "WebUI"
 
+# The live bubble under the chat holds the reply while it streams (see chat_tab.stream).
+# content-visibility lets the browser skip style, layout and paint for messages scrolled out of
+# view, so a chat of hundreds of messages costs about what the visible ones cost.
+BASE_CSS = """
+#chatbot .message-row { content-visibility: auto; contain-intrinsic-size: auto 80px; }
+#live-reply { border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
+  background: var(--background-fill-secondary); padding: 4px 14px; max-height: 30vh; overflow-y: auto; }
+"""
+
 
 def offline_theme() -> gr.themes.Base:
     """The default look, with system fonts only: nothing is fetched from a font CDN."""

@@ -49,6 +49,7 @@ class ChatComponents:
     creator_notes: gr.Markdown
     notice: gr.Markdown
     chatbot: gr.Chatbot
+    live: gr.Markdown  # the reply being streamed, shown under the chat (see ``stream``)
     textbox: gr.Textbox
     send_btn: gr.Button
     stop_btn: gr.Button
@@ -95,6 +96,7 @@ def build(ctx: AppContext) -> ChatComponents:
     creator_notes = gr.Markdown(elem_id="creator-notes")
     notice = gr.Markdown(elem_id="chat-notice")
     chatbot = gr.Chatbot(elem_id="chatbot", height="60vh", show_label=False, buttons=["copy"], sanitize_html=True)
+    live = gr.Markdown("", elem_id="live-reply", visible=False, sanitize_html=True, container=True)
     with gr.Row():
         textbox = gr.Textbox(
             placeholder="Send a message (Enter to send, Shift+Enter for a new line)",
@@ -122,7 +124,7 @@ def build(ctx: AppContext) -> ChatComponents:
     return ChatComponents(
         conv_id, pending, selected, chat_list, new_btn, rename_box, rename_btn, delete_btn, search_box,
         search_results, export_btn, export_file, import_file, model_info, character, persona, mode, template,
-        greeting, creator_notes, notice, chatbot, textbox, send_btn, stop_btn, regenerate_btn, continue_btn,
+        greeting, creator_notes, notice, chatbot, live, textbox, send_btn, stop_btn, regenerate_btn, continue_btn,
         impersonate_btn, start_with, message_info, prev_btn, next_btn, edit_box, save_edit_btn, delete_msg_btn,
         branch_btn, show_prompt_btn, prompt_view,
     )
@@ -267,71 +269,86 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
         history = view.history(ctx, conv_id, current_user_id(ctx, request)) + [{"role": "user", "content": view.safe_markdown(text)}]
         return history, "", conv_id, text
 
-    def stream(iterator: Iterator[Any], history: list[dict[str, Any]]) -> Iterator[tuple[Any, str]]:
+    def stream(iterator: Iterator[Any], initial: str = "") -> Iterator[tuple[Any, Any]]:
+        """Stream a reply into the live bubble under the chat: yields (notice, live bubble).
+
+        The chat (gr.Chatbot) is not an output of the streaming step at all: a step before it
+        shows the chat without the message being written, and ``after_turn`` shows the finished
+        message from the database. Per token only the small live bubble changes, so a long chat
+        is never re-rendered while a reply streams (the browser shares the CPU with the model).
+        """
+        yield "", gr.update(value=view.safe_markdown(initial), visible=True)
+        notice = ""
         for progress in iterator:
-            history[-1]["content"] = view.safe_markdown(progress.text)
-            yield history, notice_for(progress.dropped_turns)
+            new_notice = notice_for(progress.dropped_turns)
+            yield (new_notice if new_notice != notice else gr.skip()), view.safe_markdown(progress.text)
+            notice = new_notice
+
+    def lift_last_reply(conv_id: int | None, request: gr.Request) -> Any:
+        """Before Regenerate / Continue: the chat without its last reply (the live bubble takes it)."""
+        if conv_id is None:
+            return gr.skip()
+        msgs = ctx.repo.messages(conv_id, current_user_id(ctx, request))
+        return view.display(msgs[:-1] if msgs and msgs[-1].role == "assistant" else msgs)
 
     @_handle_errors
-    def respond(conv_id: int | None, text: str | None, start_with: str, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, str]]:
+    def respond(conv_id: int | None, text: str | None, start_with: str, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, Any]]:
         if conv_id is None or not text:
             return
         uid = current_user_id(ctx, request)
-        history = view.history(ctx, conv_id, uid) + [
-            {"role": "user", "content": view.safe_markdown(text)}, {"role": "assistant", "content": ""}
-        ]
         yield from stream(
             ctx.chat.send(conv_id, text, to_params(pvals), session_key=session_key(request), user_id=uid,
                           min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""),
-            history,
         )
 
     def after_turn(conv_id: int | None, request: gr.Request) -> list[Any]:
+        """After a reply ends (finished, stopped or failed): the chat as stored, live bubble hidden."""
         uid = current_user_id(ctx, request)
         msgs = ctx.repo.messages(conv_id, uid) if conv_id is not None else []
-        return [gr.update(choices=view.chat_choices(ctx, uid), value=conv_id), None, *message_panel(msgs, None)]
+        return [
+            view.display(msgs), gr.update(value="", visible=False),
+            gr.update(choices=view.chat_choices(ctx, uid), value=conv_id), None, *message_panel(msgs, None),
+        ]
 
-    after_outputs = [c.chat_list, c.selected, c.message_info, c.edit_box]
+    after_outputs = [c.chatbot, c.live, c.chat_list, c.selected, c.message_info, c.edit_box]
     for trigger in (c.send_btn.click, c.textbox.submit):
         (
             trigger(prepare, [c.conv_id, c.textbox, c.character, c.persona, c.mode, c.greeting],
                     [c.chatbot, c.textbox, c.conv_id, c.pending], queue=False)
-            .then(respond, [c.conv_id, c.pending, c.start_with, *p_inputs], [c.chatbot, c.notice],
+            .then(respond, [c.conv_id, c.pending, c.start_with, *p_inputs], [c.notice, c.live],
                   concurrency_limit=None, show_progress="hidden")  # the inference worker queues generations itself
             .then(after_turn, c.conv_id, after_outputs, queue=False)
         )
 
     # -- regenerate / continue / impersonate ------------------------------------------------
     @_handle_errors
-    def regenerate(conv_id: int | None, start_with: str, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, str]]:
+    def regenerate(conv_id: int | None, start_with: str, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, Any]]:
         if conv_id is None:
             raise gr.Error("Open a chat first.")
         uid = current_user_id(ctx, request)
-        history = view.history(ctx, conv_id, uid)[:-1] + [{"role": "assistant", "content": ""}]
         yield from stream(
             ctx.chat.regenerate(conv_id, to_params(pvals), session_key=session_key(request), user_id=uid,
                                 min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""),
-            history,
         )
 
-    c.regenerate_btn.click(
-        regenerate, [c.conv_id, c.start_with, *p_inputs], [c.chatbot, c.notice], concurrency_limit=None, show_progress="hidden"
+    c.regenerate_btn.click(lift_last_reply, c.conv_id, c.chatbot, queue=False).then(
+        regenerate, [c.conv_id, c.start_with, *p_inputs], [c.notice, c.live], concurrency_limit=None, show_progress="hidden"
     ).then(after_turn, c.conv_id, after_outputs, queue=False)
 
     @_handle_errors
-    def continue_reply(conv_id: int | None, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, str]]:
+    def continue_reply(conv_id: int | None, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, Any]]:
         if conv_id is None:
             raise gr.Error("Open a chat first.")
         uid = current_user_id(ctx, request)
-        history = view.history(ctx, conv_id, uid)
+        msgs = ctx.repo.messages(conv_id, uid)
         yield from stream(
             ctx.chat.continue_reply(conv_id, to_params(pvals), session_key=session_key(request), user_id=uid,
                                     min_interval=UI_UPDATE_SECONDS),
-            history,
+            initial=msgs[-1].content if msgs and msgs[-1].role == "assistant" else "",
         )
 
-    c.continue_btn.click(
-        continue_reply, [c.conv_id, *p_inputs], [c.chatbot, c.notice], concurrency_limit=None, show_progress="hidden"
+    c.continue_btn.click(lift_last_reply, c.conv_id, c.chatbot, queue=False).then(
+        continue_reply, [c.conv_id, *p_inputs], [c.notice, c.live], concurrency_limit=None, show_progress="hidden"
     ).then(after_turn, c.conv_id, after_outputs, queue=False)
 
     @_handle_errors
