@@ -27,7 +27,8 @@ def test_pick_quantize_load_and_chat(tmp_path: Path, tiny_llama_dir: Path, brows
         page = browser.new_page()
         page.goto(app.url)
         page.wait_for_selector("#chat-input textarea")
-        assert "SmolLM2-135M-Instruct" in page.inner_text("#model-info")
+        # the page-load event fills it (a pending event shows Gradio's timer there meanwhile)
+        wait_for(lambda: "SmolLM2-135M-Instruct" in page.inner_text("#model-info"), what="the model name")
 
         page.get_by_role("tab", name="Model").click()
         page.click("#model-select input")
