@@ -34,7 +34,8 @@ def test_chat_streams_stops_and_survives_reload_and_restart(tmp_path: Path, brow
         page = browser.new_page()
         page.goto(app.url)
         page.wait_for_selector("#chat-input textarea")
-        assert "SmolLM2-135M-Instruct" in page.inner_text("#model-info")
+        # filled by the page-load event (meanwhile Gradio shows its timer there)
+        wait_for(lambda: "SmolLM2-135M-Instruct" in page.inner_text("#model-info"), what="the model name")
 
         send_message(page, LONG_PROMPT)
         wait_for(lambda: LONG_PROMPT in user_texts(page), what="the user's message")
@@ -113,7 +114,7 @@ def test_sidebar_new_rename_delete(tmp_path: Path, browser) -> None:
         wait_for(lambda: "Dragon plans" not in page.inner_text("#chat-list"), what="chat deleted")
         page.reload()
         page.wait_for_selector("#chat-input textarea")
-        time.sleep(1)
+        wait_for(lambda: "New chat" in page.inner_text("#chat-list"), what="the chat list after reload")
         assert "Dragon plans" not in page.inner_text("#chat-list")
     finally:
         app.stop()
