@@ -28,6 +28,7 @@ apply_private_defaults()
 
 import httpx  # noqa: E402
 
+from tests.gradio_session import GradioSession  # noqa: E402
 from webui.engine.catalog import embedded_model_path, embedded_spec  # noqa: E402
 from webui.engine.engine import Engine  # noqa: E402
 from webui.generation.params import GenerationParams  # noqa: E402
@@ -63,18 +64,24 @@ def engine_rate(engine: Engine, messages: list[dict[str, str]], params: Generati
 
 
 def ui_rate(url: str, count_tokens) -> float:  # type: ignore[no-untyped-def]
-    from gradio_client import Client
-
-    client = Client(url, verbose=False)
-    client.predict(api_name="/new_chat")
-    client.predict(PROMPT, api_name="/prepare")
+    """Through the UI: the browser's own protocol (Gradio queue + SSE), reading the live reply bubble."""
+    ui = GradioSession(url, f"bench-{time.monotonic_ns()}")
+    ui.page_load()
+    ui.run("new_chat")
+    ui.run("prepare", {"chat-input": PROMPT})
+    outputs = ui.deps[ui.fn_index["respond"]]["outputs"]
+    live = outputs.index(next(cid for cid, c in ui.components.items() if c.get("props", {}).get("elem_id") == "live-reply"))
+    text = ""
     stamps: list[tuple[float, int]] = []
-    for output in client.submit(api_name="/respond"):
-        chat = output[0] if isinstance(output, tuple) else output  # the chatbot is the first output
-        content = chat[-1]["content"]
-        text = content[0]["text"] if isinstance(content, list) and content else str(content or "")
+    for now, msg in ui.stream("respond"):
+        if msg.get("msg") != "process_generating":
+            continue
+        change = msg["output"]["data"][live]
+        if isinstance(change, list):  # a diff: Gradio streams ("append" | "replace", path, value) edits
+            for op, _path, value in change:
+                text = text + value if op == "append" else (value if isinstance(value, str) else text)
         if text:
-            stamps.append((time.perf_counter(), count_tokens(text)))
+            stamps.append((now, count_tokens(text)))
     return decode_rate(stamps)
 
 

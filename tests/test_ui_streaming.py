@@ -5,61 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.gradio_session import GradioSession
 from tests.server_utils import start_app
 from webui.storage.db import open_database, sqlite_url
 from webui.storage.repository import ChatRepository
 from webui.ui.chat_view import safe_markdown
 
 pytestmark = pytest.mark.slow
-
-
-class GradioSession:
-    """Calls UI events over Gradio's queue protocol, as the browser does, keeping every SSE message."""
-
-    def __init__(self, url: str, session_hash: str) -> None:
-        self.url = url
-        self.session_hash = session_hash
-        config = httpx.get(f"{url}/config").json()
-        self.deps = config["dependencies"]
-        self.components = {c["id"]: c for c in config["components"]}
-        self.fn_index = {d.get("api_name"): i for i, d in enumerate(self.deps)}
-
-    def page_load(self) -> None:
-        """Run every on-load event, as opening the page does (fills the chat list and so on)."""
-        for index, dep in enumerate(self.deps):
-            if any(target[1] == "load" for target in dep["targets"]):
-                self.run(index)
-
-    def run(self, event: str | int, values: dict[str, object] | None = None) -> list[dict]:
-        """Trigger an event (api_name or index); inputs take ``values`` by elem_id, else their
-        default (None for states)."""
-        index = event if isinstance(event, int) else self.fn_index[event]
-        data = []
-        for cid in self.deps[index]["inputs"]:
-            comp = self.components[cid]
-            elem_id = comp.get("props", {}).get("elem_id")
-            if values and elem_id in values:
-                data.append(values[elem_id])
-            else:
-                data.append(None if comp.get("type") == "state" else comp.get("props", {}).get("value"))
-        body = {"data": data, "fn_index": index, "session_hash": self.session_hash, "event_data": None, "trigger_id": None}
-        if self.deps[index].get("queue") is False:  # runs at once, outside the queue
-            response = httpx.post(f"{self.url}/gradio_api/run/predict", json=body, timeout=60)
-            response.raise_for_status()
-            return [{"msg": "process_completed", "output": response.json()}]
-        httpx.post(f"{self.url}/gradio_api/queue/join", json=body).raise_for_status()
-        messages = []
-        with httpx.stream("GET", f"{self.url}/gradio_api/queue/data?session_hash={self.session_hash}", timeout=120) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:"):
-                    msg = json.loads(line[5:])
-                    messages.append(msg)
-                    if msg.get("msg") == "process_completed":
-                        break
-        return messages
 
 
 def test_streaming_sends_only_appended_text_never_the_chat(tmp_path: Path) -> None:

@@ -1,0 +1,57 @@
+"""Drive UI events over Gradio's own queue protocol, as the browser does (no browser needed)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+
+
+class GradioSession:
+    """Calls UI events over Gradio's queue protocol, as the browser does, keeping every SSE message."""
+
+    def __init__(self, url: str, session_hash: str) -> None:
+        self.url = url.rstrip("/")
+        self.session_hash = session_hash
+        config = httpx.get(f"{self.url}/config").json()
+        self.deps = config["dependencies"]
+        self.components = {c["id"]: c for c in config["components"]}
+        self.fn_index = {d.get("api_name"): i for i, d in enumerate(self.deps)}
+
+    def page_load(self) -> None:
+        """Run every on-load event, as opening the page does (fills the chat list and so on)."""
+        for index, dep in enumerate(self.deps):
+            if any(target[1] == "load" for target in dep["targets"]):
+                self.run(index)
+
+    def run(self, event: str | int, values: dict[str, object] | None = None) -> list[dict]:
+        return [msg for _, msg in self.stream(event, values)]
+
+    def stream(self, event: str | int, values: dict[str, object] | None = None) -> Iterator[tuple[float, dict]]:
+        """Trigger an event (api_name or index); inputs take ``values`` by elem_id, else their
+        default (None for states)."""
+        index = event if isinstance(event, int) else self.fn_index[event]
+        data = []
+        for cid in self.deps[index]["inputs"]:
+            comp = self.components[cid]
+            elem_id = comp.get("props", {}).get("elem_id")
+            if values and elem_id in values:
+                data.append(values[elem_id])
+            else:
+                data.append(None if comp.get("type") == "state" else comp.get("props", {}).get("value"))
+        body = {"data": data, "fn_index": index, "session_hash": self.session_hash, "event_data": None, "trigger_id": None}
+        if self.deps[index].get("queue") is False:  # runs at once, outside the queue
+            response = httpx.post(f"{self.url}/gradio_api/run/predict", json=body, timeout=60)
+            response.raise_for_status()
+            yield time.perf_counter(), {"msg": "process_completed", "output": response.json()}
+            return
+        httpx.post(f"{self.url}/gradio_api/queue/join", json=body).raise_for_status()
+        with httpx.stream("GET", f"{self.url}/gradio_api/queue/data?session_hash={self.session_hash}", timeout=120) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    msg = json.loads(line[5:])
+                    yield time.perf_counter(), msg
+                    if msg.get("msg") == "process_completed":
+                        break
