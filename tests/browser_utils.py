@@ -22,12 +22,19 @@ LIVE = "#live-reply"
 
 
 def bot_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
-    """The bot's messages as shown: the chat's, then the reply streaming in the live bubble (if any)."""
-    texts = page.locator(BOT).all_inner_texts()
-    live = page.locator(LIVE)
-    if live.count() and live.is_visible():
-        texts.append(live.inner_text())
-    return texts
+    """The bot's messages as shown: the chat's, then the reply streaming in the live bubble (if any).
+
+    Read in one script run, so the bubble cannot vanish between finding and reading it.
+    """
+    return page.evaluate(
+        """([bot, live]) => {
+            const texts = [...document.querySelectorAll(bot)].map(e => e.innerText);
+            const bubble = document.querySelector(live);
+            if (bubble && bubble.offsetParent !== null) texts.push(bubble.innerText);
+            return texts;
+        }""",
+        [BOT, LIVE],
+    )
 
 
 def user_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
