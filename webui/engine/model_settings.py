@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from webui.atomic_file import write_json_atomic
 from webui.engine.catalog import resolve_model
 from webui.engine.options import BY_NAME, flag_values, normalize, saved_view
 from webui.engine.protocol import ModelSpec
@@ -59,15 +58,7 @@ class ModelSettingsStore:
         with self._lock:
             data = self._read()
             data[key] = {"loader": loader, "options": saved_view(options)}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".model-settings-", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(data, fh, indent=2, sort_keys=True)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_json_atomic(self.path, data, sort_keys=True)
 
 
 def spec_with_saved(spec: ModelSpec, store: ModelSettingsStore, overrides: dict[str, Any] | None = None) -> ModelSpec:
