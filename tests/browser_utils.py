@@ -37,6 +37,11 @@ def bot_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
     )
 
 
+def reply_finished(page) -> bool:  # type: ignore[no-untyped-def]
+    """True once no reply is streaming: the live bubble is gone and the chat shows the stored reply."""
+    return bool(page.evaluate("(live) => { const b = document.querySelector(live); return !b || b.offsetParent === null; }", LIVE))
+
+
 def user_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
     return page.locator(USER).all_inner_texts()
 

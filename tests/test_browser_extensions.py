@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import bot_texts, send_message, wait_for, wait_until_stable
+from tests.browser_utils import bot_texts, reply_finished, send_message, wait_for, wait_until_stable
 from tests.server_utils import start_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -34,6 +34,8 @@ def test_enable_extension_change_param_and_see_it_in_the_reply(tmp_path: Path, b
         send_message(page, "Say hello to me in one short sentence.")
         wait_for(lambda: len(bot_texts(page)) >= 2 and bot_texts(page)[-1].strip() != "", timeout=60, what="a reply")
         reply = wait_until_stable(lambda: bot_texts(page)[-1])
+        wait_for(lambda: reply_finished(page), what="the first reply to finish")
+        reply = bot_texts(page)[-1]
         assert any(ch.isalpha() for ch in reply)
         assert reply == reply.upper(), reply  # the example extension's output_modifier, as set in the UI
 
@@ -46,6 +48,8 @@ def test_enable_extension_change_param_and_see_it_in_the_reply(tmp_path: Path, b
         send_message(page, "Say hello again, in one short sentence.")
         wait_for(lambda: len(bot_texts(page)) >= 3 and bot_texts(page)[-1].strip() != "", timeout=60, what="2nd reply")
         second = wait_until_stable(lambda: bot_texts(page)[-1])
+        wait_for(lambda: reply_finished(page) and len(bot_texts(page)) >= 3, what="the second reply to finish")
+        second = bot_texts(page)[-1]
         assert second != second.upper(), second
     finally:
         app.stop()
