@@ -1,4 +1,5 @@
-"""The Characters tab: list, create / edit / duplicate / delete, upload any card, export V2/V3; personas."""
+"""The Characters tab: list, create / edit / duplicate / delete, upload any card, export V2/V3; its lorebook
+(``lorebook_editor``); personas."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from webui.context import AppContext
 from webui.errors import UserFacingError
 from webui.storage.repository import NotFound
 from webui.ui import chat_view as view
+from webui.ui import lorebook_editor
 from webui.ui.chat_tab import ChatComponents
+from webui.ui.lorebook_editor import lore_markdown
 from webui.ui.session import current_user_id
 
 GREETING_SEPARATOR = "\n---\n"
@@ -57,6 +60,7 @@ class CharacterComponents:
     persona_avatar: gr.Image
     persona_save_btn: gr.Button
     persona_delete_btn: gr.Button
+    lorebook: lorebook_editor.LorebookComponents
 
 
 def build(ctx: AppContext) -> CharacterComponents:
@@ -67,6 +71,7 @@ def build(ctx: AppContext) -> CharacterComponents:
     with gr.Row():
         with gr.Column(scale=3):
             fields = [gr.Textbox(label=label, lines=lines, elem_id=f"char-{name.replace('_', '-')}") for name, label, lines in TEXT_FIELDS]
+            lorebook = lorebook_editor.build()
         with gr.Column(scale=1):
             avatar = gr.Image(label="Avatar", type="pil", image_mode="RGBA", elem_id="char-avatar", height=240)
             lore_info = gr.Markdown(elem_id="char-lore")
@@ -89,7 +94,7 @@ def build(ctx: AppContext) -> CharacterComponents:
         persona_delete_btn = gr.Button("Delete persona", variant="stop", elem_id="delete-persona")
     return CharacterComponents(choice, fields, avatar, lore_info, save_btn, duplicate_btn, delete_btn, upload, export_kind,
                                export_btn, export_file, persona_choice, persona_name, persona_description, persona_avatar,
-                               persona_save_btn, persona_delete_btn)
+                               persona_save_btn, persona_delete_btn, lorebook)
 
 
 def _png_bytes(image: Any) -> bytes | None:
@@ -137,13 +142,6 @@ def character_from_form(base: Character | None, values: list[Any], avatar: bytes
     return base.model_copy(update={**data, "avatar_png": avatar if avatar is not None else base.avatar_png})
 
 
-def lore_markdown(char: Character | None) -> str:
-    if char is None or not char.character_book or not char.character_book.entries:
-        return "No lorebook."
-    n = len(char.character_book.entries)
-    return f"Lorebook: {n} entr{'y' if n == 1 else 'ies'} (kept on save and export)."
-
-
 def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr.Blocks) -> None:
     def refresh_choices(selected: str | None) -> list[Any]:
         names = ctx.characters.names()
@@ -151,10 +149,12 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
 
     def show(name: str | None) -> list[Any]:
         char = ctx.characters.get(name) if name and ctx.characters.has(name) else None
-        return [*form_values(char), _image(char.avatar_png if char else None), lore_markdown(char)]
+        return [*form_values(char), _image(char.avatar_png if char else None), lore_markdown(char),
+                *lorebook_editor.values(char)]
 
-    form_outputs = [*c.fields, c.avatar, c.lore_info]
+    form_outputs = [*c.fields, c.avatar, c.lore_info, *c.lorebook.outputs()]
     c.choice.input(show, c.choice, form_outputs, queue=False)
+    lorebook_editor.wire(ctx, c.lorebook, c.choice, c.lore_info)
 
     def save(selected: str | None, avatar: Any, *values: Any) -> list[Any]:
         base = ctx.characters.get(selected) if selected and ctx.characters.has(selected) else None
