@@ -231,6 +231,6 @@ def test_presets_shipped_save_load_delete_and_api_resolution(tmp_path: Path) -> 
 def test_parameter_support_is_reported_per_backend() -> None:
     from webui.generation.support import unsupported
 
-    assert "no_repeat_ngram_size" in unsupported("llama.cpp") and "temperature" not in unsupported("llama.cpp")
-    assert "presence_penalty" in unsupported("transformers")
+    assert unsupported("llama.cpp") == [] and unsupported("transformers") == []  # both apply every parameter
+    assert "no_repeat_ngram_size" in unsupported("remote") and "temperature" not in unsupported("remote")
     assert unsupported(None) == [] and unsupported("fake") == []

@@ -15,6 +15,7 @@ from webui.engine.protocol import Emit, GenerationStats, ModelSpec
 from webui.errors import ModelLoadError
 from webui.generation.decode import DecodeHooks, llama_cpp_logits_processor
 from webui.generation.params import GenerationParams
+from webui.generation.penalties import PenaltyConfig, numpy_processor
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,29 @@ def kv_cache_bytes(metadata: dict[str, str], n_ctx: int, cache_type: str) -> int
     return int(2 * layers * n_ctx * kv_width * KV_BYTES_PER_VALUE.get(cache_type, 2.0))
 
 
+def with_processors(first: list[Any], processors: Any) -> Any:
+    """``first`` (our own parameter processors) ahead of the extensions' ``processors``."""
+    if not first:
+        return processors
+    from llama_cpp import LogitsProcessorList
+
+    return LogitsProcessorList([*first, *(processors or [])])
+
+
+def eog_token_ids(llm: Any) -> list[int]:
+    """Every token that ends generation in llama.cpp (EOS, EOT, <|endoftext|>, ...), not only
+    ``token_eos()``: banning EOS must ban them all, or the reply still ends early."""
+    eos = int(llm.token_eos())
+    try:
+        import llama_cpp
+
+        vocab = llm._model.vocab
+        ids = [i for i in range(int(llm.n_vocab())) if llama_cpp.llama_vocab_is_eog(vocab, i)]
+    except (AttributeError, ImportError, TypeError):  # an older/newer llama-cpp-python
+        ids = []
+    return sorted({*ids, eos} - {-1})
+
+
 def with_logit_bias(processors: Any, bias: dict[int, float]) -> Any:
     """Add OpenAI-style ``logit_bias`` to llama.cpp's processor list (llama-cpp-python's own
     ``logit_bias=`` drops other processors when both are given: ``list.extend`` returns None)."""
@@ -110,6 +134,13 @@ class LlamaCppModel:
             add_generation_prompt=True,
         )
         self.template_stops: list[str] = [] if template else list(FALLBACK_STOP)
+        self._eog_ids: list[int] | None = None  # computed on the first ban_eos_token reply
+
+    @property
+    def eog_ids(self) -> list[int]:
+        if self._eog_ids is None:
+            self._eog_ids = eog_token_ids(self._llm)
+        return self._eog_ids
 
     def _token_text(self, token_id: int) -> str:
         if token_id < 0:
@@ -125,6 +156,12 @@ class LlamaCppModel:
     def generate(self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None = None) -> GenerationStats:
         seed = params.seed if params.seed >= 0 else random.randrange(2**31)
         stats = GenerationStats(prompt_tokens=self.count_tokens(prompt))
+        # repetition / presence / frequency penalties, no_repeat_ngram_size and ban EOS run in our
+        # own processor (webui.generation.penalties), so they mean the same as on transformers;
+        # llama.cpp's own penalties are turned off (they would only see the last 64 reply tokens).
+        penalties = numpy_processor(PenaltyConfig.from_params(params, self.eog_ids if params.ban_eos_token else ()))
+        extensions = llama_cpp_logits_processor(hooks, self._llm, prompt, seed)
+        processors = with_processors([penalties] if penalties else [], extensions)
         stream = self._llm.create_completion(
             prompt,
             max_tokens=params.max_new_tokens,
@@ -133,13 +170,13 @@ class LlamaCppModel:
             top_k=params.top_k,
             min_p=params.min_p,
             typical_p=params.typical_p,
-            repeat_penalty=params.repetition_penalty,
-            presence_penalty=params.presence_penalty,
-            frequency_penalty=params.frequency_penalty,
+            repeat_penalty=1.0,
+            presence_penalty=0.0,
+            frequency_penalty=0.0,
             seed=seed,
             stop=self.template_stops or None,
             stream=True,
-            logits_processor=with_logit_bias(llama_cpp_logits_processor(hooks, self._llm, prompt, seed), params.logit_bias),
+            logits_processor=with_logit_bias(processors, params.logit_bias),
         )
         try:
             for chunk in stream:

@@ -20,6 +20,7 @@ from webui.engine.quantization import (
 from webui.errors import ModelLoadError
 from webui.generation.decode import DecodeHooks, transformers_decode_kwargs
 from webui.generation.params import GenerationParams
+from webui.generation.penalties import PenaltyConfig, TorchPenalties
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class TransformersModel:
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
             "do_sample": not params.greedy,
-            "repetition_penalty": params.repetition_penalty,
+            **self._penalty_kwargs(params),
             "streamer": streamer,
             "stopping_criteria": StoppingCriteriaList([StopWhenAsked()]),
             "pad_token_id": self._tok.pad_token_id if self._tok.pad_token_id is not None else self._tok.eos_token_id,
@@ -147,6 +148,18 @@ class TransformersModel:
                 kwargs["min_p"] = params.min_p
             if params.typical_p < 1:
                 kwargs["typical_p"] = params.typical_p
+        # presence/frequency and the ranged repetition penalty (webui.generation.penalties): after
+        # transformers' own processors, ahead of the extensions' (the llama.cpp backend's order too)
+        ours = TorchPenalties(PenaltyConfig(
+            repetition_penalty=params.repetition_penalty if params.repetition_penalty_range > 0 else 1.0,
+            repetition_range=params.repetition_penalty_range,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
+        ))
+        if ours.config.active:
+            from transformers import LogitsProcessorList
+
+            hook_kwargs["logits_processor"] = LogitsProcessorList([ours, *hook_kwargs.get("logits_processor", [])])
         kwargs.update(hook_kwargs)  # extension samplers / logits processors
         if params.logit_bias:  # OpenAI logit_bias: added to the logits before sampling
             from transformers import LogitsProcessorList
@@ -157,6 +170,27 @@ class TransformersModel:
         n_new = int(out.shape[1]) - prompt_len
         reason = "length" if n_new >= params.max_new_tokens else "stop"
         return GenerationStats(prompt_tokens=prompt_len, completion_tokens=n_new, finish_reason=reason)
+
+    def eos_ids(self) -> list[int]:
+        """The tokens generate() stops on: the generation config's eos ids and the tokenizer's."""
+        ids = self._model.generation_config.eos_token_id
+        ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+        if self._tok.eos_token_id is not None:
+            ids.append(self._tok.eos_token_id)
+        return sorted({int(i) for i in ids})
+
+    def _penalty_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        """transformers' own processors for what they cover (always passed, so the model's
+        generation_config defaults never apply behind the UI's back)."""
+        out: dict[str, Any] = {
+            # with a range, TorchPenalties applies it to the last N tokens instead
+            "repetition_penalty": params.repetition_penalty if params.repetition_penalty_range == 0 else 1.0,
+            "no_repeat_ngram_size": params.no_repeat_ngram_size,
+        }
+        if params.ban_eos_token:  # SuppressTokensLogitsProcessor: -inf, so only max_new_tokens ends the reply
+            own = list(self._model.generation_config.suppress_tokens or [])
+            out["suppress_tokens"] = sorted({*own, *self.eos_ids()})
+        return out
 
     def unload(self) -> None:
         import gc
