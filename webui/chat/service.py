@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from webui.chat.character import Character, substitute_macros
 from webui.chat.characters import DEFAULT_CHARACTER, CharacterLibrary
 from webui.chat.hooks import Turn, TurnHooks
@@ -128,6 +130,24 @@ class ChatService:
                 elif text:
                     self.repo.add_message(conv_id, "assistant", text, user_id)
         return conv
+
+    @staticmethod
+    def stored_params(conv: ConversationRecord) -> GenerationParams | None:
+        """The generation parameters of the chat's last reply (stored by each send / regenerate /
+        continue as the values that differ from the defaults), or None when it has none yet.
+
+        Fields this version does not know are skipped; unreadable values give None, so opening
+        such a chat leaves the Parameters tab as it is.
+        """
+        stored = conv.settings.get("params")
+        if not isinstance(stored, dict):
+            return None
+        known = {k: v for k, v in stored.items() if k in GenerationParams.model_fields}
+        try:
+            return GenerationParams(**{**_DEFAULT_PARAMS, **known})
+        except ValidationError as exc:
+            log.warning("chat %s has unreadable stored parameters (%s); not restoring them", conv.id, exc)
+            return None
 
     @staticmethod
     def _check_mode(mode: str) -> str:

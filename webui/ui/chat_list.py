@@ -26,14 +26,14 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
         uid = current_user_id(ctx, request)
         choices = view.chat_choices(ctx, uid)
         current = choices[0][1] if choices else None
-        return [gr.update(choices=choices, value=current), model_markdown(ctx), *open_values(ctx, current, uid)]
+        return [gr.update(choices=choices, value=current), model_markdown(ctx), *open_values(ctx, c, current, uid)]
 
     demo.load(on_load, None, [c.chat_list, c.model_info, *outs], queue=False)
 
     def open_chat(selected: int | None, request: gr.Request) -> list[Any]:
         uid = current_user_id(ctx, request)
         try:
-            return open_values(ctx, int(selected) if selected is not None else None, uid)
+            return open_values(ctx, c, int(selected) if selected is not None else None, uid)
         except NotFound:
             raise gr.Error("That chat no longer exists.") from None
 
@@ -47,7 +47,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
             )
         except UserFacingError as exc:
             raise gr.Error(str(exc)) from exc
-        return [gr.update(choices=view.chat_choices(ctx, uid), value=conv.id), *open_values(ctx, conv.id, uid)]
+        return [gr.update(choices=view.chat_choices(ctx, uid), value=conv.id), *open_values(ctx, c, conv.id, uid)]
 
     c.new_btn.click(new_chat, [c.character, c.persona, c.mode, c.greeting], [c.chat_list, *outs], queue=False)
 
@@ -70,7 +70,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
                 pass
         choices = view.chat_choices(ctx, uid)
         current = choices[0][1] if choices else None
-        return [gr.update(choices=choices, value=current), *open_values(ctx, current, uid)]
+        return [gr.update(choices=choices, value=current), *open_values(ctx, c, current, uid)]
 
     c.delete_btn.click(
         delete,
@@ -123,6 +123,6 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
             parsed["character"] = "Assistant"
         conv = ctx.repo.import_conversation(parsed, uid)
         gr.Info(f"Imported {len(parsed['messages'])} messages as “{conv.title}”.")
-        return [gr.update(choices=view.chat_choices(ctx, uid), value=conv.id), *open_values(ctx, conv.id, uid), None]
+        return [gr.update(choices=view.chat_choices(ctx, uid), value=conv.id), *open_values(ctx, c, conv.id, uid), None]
 
     c.import_file.upload(import_chat, c.import_file, [c.chat_list, *outs, c.import_file], queue=False)

@@ -83,6 +83,6 @@ def wire(ctx: AppContext, c: ChatComponents, params: ParamComponents) -> None:
         except NotFound as exc:
             raise gr.Error(str(exc)) from exc
         gr.Info(f"Branched into “{conv.title}”.")
-        return [gr.update(choices=view.chat_choices(ctx, uid), value=conv.id), *open_values(ctx, conv.id, uid)]
+        return [gr.update(choices=view.chat_choices(ctx, uid), value=conv.id), *open_values(ctx, c, conv.id, uid)]
 
     c.branch_btn.click(branch, [c.conv_id, c.selected], [c.chat_list, *open_outputs(c)], queue=False)

@@ -5,6 +5,7 @@ The sidebar (chat list) is wired in ``chat_list``; the selected-message panel in
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import gradio as gr
 from webui.chat.prompt import MODES
 from webui.context import AppContext
 from webui.errors import UserFacingError
+from webui.generation.params import GenerationParams
 from webui.storage.repository import NotFound
 from webui.ui import chat_view as view
 from webui.ui.parameters_tab import ParamComponents, to_params
@@ -66,6 +68,7 @@ class ChatComponents:
     branch_btn: gr.Button
     show_prompt_btn: gr.Button
     prompt_view: gr.Textbox
+    params: ParamComponents | None = None  # the Parameters tab, set by ``wire``: opening a chat restores its values
 
 
 def build(ctx: AppContext) -> ChatComponents:
@@ -144,16 +147,19 @@ def creator_notes_markdown(ctx: AppContext, character: str) -> str:
 
 
 def open_outputs(c: ChatComponents) -> list[Any]:
-    """Everything that changes when a chat is opened (see ``open_values``)."""
+    """Everything that changes when a chat is opened (see ``open_values``), the Parameters tab's
+    controls included."""
     return [c.conv_id, c.chatbot, c.rename_box, c.character, c.persona, c.mode, c.template, c.greeting,
-            c.creator_notes, c.selected, c.notice, c.message_info, c.edit_box]
+            c.creator_notes, c.selected, c.notice, c.message_info, c.edit_box,
+            *(c.params.chat_outputs() if c.params is not None else [])]
 
 
-def open_values(ctx: AppContext, conv_id: int | None, user_id: int | None) -> list[Any]:
-    """Values for ``open_outputs``: the chat's history, title, settings and avatars."""
+def open_values(ctx: AppContext, c: ChatComponents, conv_id: int | None, user_id: int | None) -> list[Any]:
+    """Values for ``open_outputs(c)``: the chat's history, title, settings, avatars and the generation
+    parameters stored with it (a chat without any leaves the Parameters tab unchanged)."""
     if conv_id is None:
         return [None, gr.Chatbot(value=[], avatar_images=(None, None)), "", gr.update(), gr.update(), gr.update(),
-                gr.update(), gr.update(), "", None, "", "", ""]
+                gr.update(), gr.update(), "", None, "", "", "", *_param_values(c, None)]
     conv = ctx.repo.get_conversation(conv_id, user_id)
     s = conv.settings
     msgs = ctx.repo.messages(conv_id, user_id)
@@ -170,7 +176,12 @@ def open_values(ctx: AppContext, conv_id: int | None, user_id: int | None) -> li
         None,
         "",
         *message_panel(msgs, None),
+        *_param_values(c, ctx.chat.stored_params(conv)),
     ]
+
+
+def _param_values(c: ChatComponents, params: GenerationParams | None) -> list[Any]:
+    return c.params.chat_values(params) if c.params is not None else []
 
 
 def message_panel(msgs: list[Any], selected: int | None) -> list[str]:
@@ -209,6 +220,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
     """Connect the chat-area events; the sidebar and message panel wire themselves."""
     from webui.ui import chat_list, chat_messages
 
+    c.params = params  # before the sidebar and message panel take open_outputs(c)
     chat_list.wire(ctx, c, demo)
     chat_messages.wire(ctx, c, params)
     p_inputs = params.inputs
@@ -277,12 +289,18 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
         message from the database. Per token only the small live bubble changes, so a long chat
         is never re-rendered while a reply streams (the browser shares the CPU with the model).
         """
-        yield "", gr.update(value=view.safe_markdown(initial), visible=True)
+        shown = view.safe_markdown(initial)
+        yield "", gr.update(value=shown, visible=True)
         notice = ""
         for progress in iterator:
-            new_notice = notice_for(progress.dropped_turns)
-            yield (new_notice if new_notice != notice else gr.skip()), view.safe_markdown(progress.text)
-            notice = new_notice
+            new_notice, text = notice_for(progress.dropped_turns), view.safe_markdown(progress.text)
+            # gr.Markdown shows inspect.cleandoc(text): a delta of trailing newlines or the final progress
+            # repeating the text changes nothing on screen, so nothing is sent (no empty update).
+            same_text = inspect.cleandoc(text) == inspect.cleandoc(shown)
+            if new_notice == notice and same_text:
+                continue
+            yield (new_notice if new_notice != notice else gr.skip()), (gr.skip() if same_text else text)
+            notice, shown = new_notice, text
 
     def lift_last_reply(conv_id: int | None, request: gr.Request) -> Any:
         """Before Regenerate / Continue: the chat without its last reply (the live bubble takes it)."""

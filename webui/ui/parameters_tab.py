@@ -12,7 +12,7 @@ from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
 from webui.generation.presets import PresetError, params_from_values
 from webui.generation.support import unsupported
-from webui.ui.extension_params import sampler_components, samplers_from_values
+from webui.ui.extension_params import sampler_components, samplers_from_values, to_text
 
 # (field, component factory). Order = the order of ``ParamComponents.inputs``.
 _FIELDS: list[tuple[str, Any]] = [
@@ -44,6 +44,28 @@ class ParamComponents:
     preset_name: gr.Textbox
     save_btn: gr.Button
     delete_btn: gr.Button
+
+    def chat_outputs(self) -> list[gr.components.Component]:
+        """The controls opening a chat sets (see ``chat_values``): every field and extension sampler
+        slider, in ``inputs`` order without the State that holds the sampler keys."""
+        n = len(FIELD_NAMES)
+        return [*self.inputs[:n], *self.inputs[n + 1:]]
+
+    def chat_values(self, params: GenerationParams | None) -> list[Any]:
+        """Updates for ``chat_outputs``: a chat's stored parameters, or no change (None: it has none).
+
+        A sampler missing from ``params.samplers`` (its extension was added later) keeps its value.
+        """
+        n = len(FIELD_NAMES)
+        keys: list[tuple[str, str]] = list(self.inputs[n].value or []) if len(self.inputs) > n else []
+        if params is None:
+            return [gr.update() for _ in range(n + len(keys))]
+        samplers = [
+            gr.update(value=to_text(params.samplers[key]) if kind == "list" else params.samplers[key])
+            if key in params.samplers else gr.update()
+            for key, kind in keys
+        ]
+        return [*from_params(params), *samplers]
 
 
 def to_params(values: tuple[Any, ...] | list[Any]) -> GenerationParams:
