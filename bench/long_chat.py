@@ -33,36 +33,46 @@ from webui.storage.repository import ChatRepository  # noqa: E402
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 MEASURE_JS = """
 () => { window.__measure = new Promise(resolve => {
-  // The streaming reply is shown in the live bubble under the chat (#live-reply).
-  let first = null, last = null, firstLen = 0, lastLen = 0;
-  const tick = () => {
+  // The streaming reply is shown in the live bubble under the chat (#live-reply); it is emptied when
+  // the reply ends, and the message panel (#message-info) changes then. A MutationObserver and
+  // textContent read the page only when it changes and never force a style/layout pass (a
+  // requestAnimationFrame loop reading innerText would add per-frame work that grows with the page).
+  let first = null, last = null, firstLen = 0, lastLen = 0, done = false;
+  const finish = () => {
+    if (done) return; done = true; observer.disconnect();
+    resolve({chars: lastLen - firstLen, seconds: (last - first) / 1000});
+  };
+  const observer = new MutationObserver(() => {
     const live = document.querySelector('#live-reply');
-    const len = live && live.offsetParent !== null ? live.innerText.length : 0;
+    const len = live ? live.textContent.length : 0;
     const now = performance.now();
     if (len > 0 && first === null) { first = now; firstLen = len; }
     if (len > 0 && len !== lastLen) { last = now; lastLen = len; }
-    const info = document.querySelector('#message-info').innerText;
-    if (first !== null && window.__doneMarker !== undefined && info !== window.__doneMarker) {
-      resolve({chars: lastLen - firstLen, seconds: (last - first) / 1000}); return;
-    }
-    requestAnimationFrame(tick);
-  };
-  requestAnimationFrame(tick);
+    const info = document.querySelector('#message-info').textContent;
+    if (first !== null && info !== window.__doneMarker) finish();
+  });
+  observer.observe(document.body, {subtree: true, childList: true, characterData: true});
 }); }
 """
 
 
-def seed_long_chat(data_dir: Path, n: int) -> int:
+def long_chat_title(index: int) -> str:
+    return f"Long chat #{index:02d}"
+
+
+def seed_long_chats(data_dir: Path, n: int, copies: int) -> None:
+    """``copies`` identical chats of ``n`` messages: each measurement streams into a chat of
+    exactly ``n`` messages (a reply added by one round would lengthen the next round's prompt)."""
     repo = ChatRepository(open_database(sqlite_url(data_dir)))
-    conv = repo.create_conversation("Long chat", "Assistant", settings={"mode": "chat"})
-    for i in range(n):
-        role = "user" if i % 2 == 0 else "assistant"
-        repo.add_message(conv.id, role, f"Message {i}: a short line of chat about the weather and tea.")
-    return conv.id
+    for index in range(copies):
+        conv = repo.create_conversation(long_chat_title(index), "Assistant", settings={"mode": "chat"})
+        for i in range(n):
+            role = "user" if i % 2 == 0 else "assistant"
+            repo.add_message(conv.id, role, f"Message {i}: a short line of chat about the weather and tea.")
 
 
 def measure(page) -> tuple[int, float]:  # type: ignore[no-untyped-def]
-    page.evaluate("() => { window.__doneMarker = document.querySelector('#message-info').innerText; }")
+    page.evaluate("() => { window.__doneMarker = document.querySelector('#message-info').textContent; }")
     page.fill("#chat-input textarea", PROMPT)
     page.evaluate(MEASURE_JS)  # starts watching; the promise is awaited after the click
     page.click("#send")
@@ -78,20 +88,26 @@ def set_truncation(page, value: int) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("tab", name="Chat").click()
 
 
-def browser_rates(page, messages: int, rounds: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Median chars/s (empty chat, long chat) over interleaved rounds."""
+def browser_rates(page, messages: int, rounds: int, truncation: int, first_chat: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Median chars/s (empty chat, long chat) over interleaved rounds.
+
+    Opening a chat restores the parameters stored with it, so truncation_length is set after
+    each chat is opened.
+    """
     empty, long = [], []
-    for _ in range(rounds):
+    for round_ in range(rounds):
         page.click("#new-chat")
         page.wait_for_function("() => /Message 1 of 1/.test(document.querySelector('#message-info').innerText)")
+        set_truncation(page, truncation)
         chars, seconds = measure(page)
         empty.append(chars / seconds)
-        page.locator("#chat-list label", has_text="Long chat").click()
+        page.locator("#chat-list label", has_text=long_chat_title(first_chat + round_)).click()
         page.wait_for_function(  # the long chat is open: its message count shows in the message panel
             "(n) => { const m = /of (\\d+) /.exec(document.querySelector('#message-info').innerText);"
             " return m && parseInt(m[1]) >= n; }",
             arg=messages, timeout=120_000,
         )
+        set_truncation(page, truncation)
         chars, seconds = measure(page)
         long.append(chars / seconds)
     return statistics.median(empty), statistics.median(long)
@@ -106,7 +122,7 @@ def raw_model_ratio(data_dir: Path, max_prompt_tokens: int) -> tuple[float, int]
     from webui.engine.llamacpp_backend import default_threads
 
     repo = ChatRepository(open_database(sqlite_url(data_dir)))
-    conv = next(c for c in repo.list_conversations() if c.title == "Long chat")
+    conv = next(c for c in repo.list_conversations() if c.title == long_chat_title(0))
     history = [{"role": m.role, "content": m.content} for m in repo.messages(conv.id)][-200:]
     llm = Llama(model_path=str(embedded_model_path()), n_ctx=4096, n_threads=default_threads(), verbose=False)
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -138,9 +154,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
-        seed_long_chat(data_dir, args.messages)
+        settings = (1024, 0)
+        seed_long_chats(data_dir, args.messages, copies=len(settings) * args.rounds)
         # Prompt budgets: truncation_length - max_new_tokens (512); the full context leaves room to
-        # decode. Measured before the browser rounds add their long replies to the chat.
+        # decode. Measured on one of the identical long chats.
         model = {1024: raw_model_ratio(data_dir, 512), 0: raw_model_ratio(data_dir, 3500)}
         app = start_app(data_dir)
         try:
@@ -149,9 +166,8 @@ def main() -> int:
                 page = browser.new_page()
                 page.goto(app.url)
                 page.wait_for_selector("#chat-input textarea", timeout=120_000)
-                for truncation in (1024, 0):
-                    set_truncation(page, truncation)
-                    results[truncation] = browser_rates(page, args.messages, args.rounds)
+                for k, truncation in enumerate(settings):
+                    results[truncation] = browser_rates(page, args.messages, args.rounds, truncation, k * args.rounds)
                 browser.close()
         finally:
             app.stop()

@@ -320,6 +320,9 @@ class HookedCompletion:
     def deltas(self) -> Iterator[str]:
         """Deltas of the modified text (when a modifier rewrites earlier text, only what it adds
         at the end can be streamed; ``text()`` has the exact final text)."""
+        if not self.hooks._has("output_modifier"):  # nothing rewrites the text: stream it as it comes
+            yield from self.handle
+            return
         raw = shown = ""
         for delta in self.handle:
             raw += delta

@@ -332,10 +332,11 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
     for trigger in (c.send_btn.click, c.textbox.submit):
         (
             trigger(prepare, [c.conv_id, c.textbox, c.character, c.persona, c.mode, c.greeting],
-                    [c.chatbot, c.textbox, c.conv_id, c.pending], queue=False)
+                    [c.chatbot, c.textbox, c.conv_id, c.pending], queue=False,
+                    show_progress="hidden")
             .then(respond, [c.conv_id, c.pending, c.start_with, *p_inputs], [c.notice, c.live],
                   concurrency_limit=None, show_progress="hidden")  # the inference worker queues generations itself
-            .then(after_turn, c.conv_id, after_outputs, queue=False)
+            .then(after_turn, c.conv_id, after_outputs, queue=False, show_progress="hidden")
         )
 
     # -- regenerate / continue / impersonate ------------------------------------------------
@@ -349,9 +350,9 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
                                 min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""),
         )
 
-    c.regenerate_btn.click(lift_last_reply, c.conv_id, c.chatbot, queue=False).then(
+    c.regenerate_btn.click(lift_last_reply, c.conv_id, c.chatbot, queue=False, show_progress="hidden").then(
         regenerate, [c.conv_id, c.start_with, *p_inputs], [c.notice, c.live], concurrency_limit=None, show_progress="hidden"
-    ).then(after_turn, c.conv_id, after_outputs, queue=False)
+    ).then(after_turn, c.conv_id, after_outputs, queue=False, show_progress="hidden")
 
     @_handle_errors
     def continue_reply(conv_id: int | None, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, Any]]:
@@ -365,9 +366,9 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
             initial=msgs[-1].content if msgs and msgs[-1].role == "assistant" else "",
         )
 
-    c.continue_btn.click(lift_last_reply, c.conv_id, c.chatbot, queue=False).then(
+    c.continue_btn.click(lift_last_reply, c.conv_id, c.chatbot, queue=False, show_progress="hidden").then(
         continue_reply, [c.conv_id, *p_inputs], [c.notice, c.live], concurrency_limit=None, show_progress="hidden"
-    ).then(after_turn, c.conv_id, after_outputs, queue=False)
+    ).then(after_turn, c.conv_id, after_outputs, queue=False, show_progress="hidden")
 
     @_handle_errors
     def impersonate(conv_id: int | None, text: str, request: gr.Request, *pvals: Any) -> Iterator[str]:
