@@ -90,3 +90,14 @@ def browser():  # type: ignore[no-untyped-def]
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def loaded_engine(path: Path, loader: str, **options: object) -> Iterator[Engine]:
+    """Body of a module-scoped real-model engine fixture:
+    ``yield from loaded_engine(embedded_gguf, "llama.cpp", n_ctx=2048)``."""
+    engine = Engine()
+    engine.load(ModelSpec(path=str(path), loader=loader, options=options))
+    try:
+        yield engine
+    finally:
+        engine.shutdown()

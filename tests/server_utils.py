@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,3 +71,12 @@ def start_app(data_dir: Path, *args: str, port: int | None = None, env: dict | N
         time.sleep(0.2)
     app.stop()
     raise RuntimeError(f"app did not start within {timeout}s:\n{app.log()}")
+
+
+def served_app(tmp_path_factory, name: str, *args: str) -> Iterator[RunningApp]:  # type: ignore[no-untyped-def]
+    """Body of a module-scoped ``app`` fixture: ``yield from served_app(tmp_path_factory, "api")``."""
+    running = start_app(tmp_path_factory.mktemp(name) / "data", *args)
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from tests.server_utils import RunningApp, start_app
+from tests.server_utils import RunningApp, served_app
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,7 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    running = start_app(tmp_path_factory.mktemp("api") / "data")
-    yield running
-    running.stop()
+    yield from served_app(tmp_path_factory, "api")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.server_utils import RunningApp, start_app
+from tests.server_utils import RunningApp, served_app
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +20,11 @@ CHAT = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 3}
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    running = start_app(
-        tmp_path_factory.mktemp("auth") / "data",
+    yield from served_app(
+        tmp_path_factory, "auth",
         "--api-key", "sk-shared", "--api-key", "alice:sk-alice", "--api-key", "bob:sk-bob",
         "--auth", "alice:wonderland", "--auth", "bob:builder", "--max-queue", "1",
     )
-    yield running
-    running.stop()
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.conftest import loaded_engine
 from webui.engine.engine import Engine
-from webui.engine.protocol import ModelSpec
 from webui.generation.decode import DecodeHooks
 from webui.generation.params import GenerationParams
 from webui.generation.penalties import PenaltyConfig, SequencePenalties, TorchPenalties, numpy_processor
@@ -190,18 +190,12 @@ slow = pytest.mark.slow  # the tests below load real models
 
 @pytest.fixture(scope="module")
 def llama_engine(embedded_gguf: Path):
-    engine = Engine()
-    engine.load(ModelSpec(path=str(embedded_gguf), loader="llama.cpp", options={"n_ctx": 1024, "threads": 1}))
-    yield engine
-    engine.shutdown()
+    yield from loaded_engine(embedded_gguf, "llama.cpp", n_ctx=1024, threads=1)
 
 
 @pytest.fixture(scope="module")
 def hf_engine(tiny_llama_dir: Path):
-    engine = Engine()
-    engine.load(ModelSpec(path=str(tiny_llama_dir), loader="transformers"))
-    yield engine
-    engine.shutdown()
+    yield from loaded_engine(tiny_llama_dir, "transformers")
 
 
 @slow
@@ -243,17 +237,22 @@ def test_llamacpp_penalties_change_greedy_output(llama_engine: Engine) -> None:
     assert whole != ranged and "capital of France" in ranged and "capital of France" not in whole
 
 
-@slow
-def test_llamacpp_neutral_params_pass_no_processor(llama_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    llm = llama_engine.model._llm
+def record_kwargs(monkeypatch: pytest.MonkeyPatch, obj: Any, method: str) -> list[dict[str, Any]]:
+    """Wrap ``obj.method`` so every call's keyword arguments are recorded (the call still runs)."""
     seen: list[dict[str, Any]] = []
-    real = llm.create_completion
+    real = getattr(obj, method)
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(llm, "create_completion", spy)
+    monkeypatch.setattr(obj, method, spy)
+    return seen
+
+
+@slow
+def test_llamacpp_neutral_params_pass_no_processor(llama_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = record_kwargs(monkeypatch, llama_engine.model._llm, "create_completion")
     llama_engine.generate("Hello", GenerationParams(temperature=0, max_new_tokens=2)).text()
     assert seen[-1]["logits_processor"] is None and seen[-1]["repeat_penalty"] == 1.0
     llama_engine.generate("Hello", GenerationParams(temperature=0, max_new_tokens=2, repetition_penalty=1.2)).text()
@@ -282,15 +281,7 @@ def test_transformers_no_repeat_ngram_and_penalties(hf_engine: Engine) -> None:
 
 @slow
 def test_transformers_kwargs(hf_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = hf_engine.model._model
-    seen: list[dict[str, Any]] = []
-    real = model.generate
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(model, "generate", spy)
+    seen = record_kwargs(monkeypatch, hf_engine.model._model, "generate")
     hf_engine.generate("Hi", GenerationParams(temperature=0, max_new_tokens=2)).text()
     assert "logits_processor" not in seen[-1] and "suppress_tokens" not in seen[-1]
     assert seen[-1]["repetition_penalty"] == 1.0 and seen[-1]["no_repeat_ngram_size"] == 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import loaded_engine
 from webui.engine.engine import Engine
 from webui.engine.protocol import ModelSpec
 from webui.errors import ModelLoadError
@@ -18,18 +19,12 @@ MESSAGES = [{"role": "system", "content": "You are helpful."}, {"role": "user", 
 
 @pytest.fixture(scope="module")
 def llama_engine(embedded_gguf: Path):
-    engine = Engine()
-    engine.load(ModelSpec(path=str(embedded_gguf), loader="llama.cpp", options={"n_ctx": 2048}))
-    yield engine
-    engine.shutdown()
+    yield from loaded_engine(embedded_gguf, "llama.cpp", n_ctx=2048)
 
 
 @pytest.fixture(scope="module")
 def hf_engine(tiny_llama_dir: Path):
-    engine = Engine()
-    engine.load(ModelSpec(path=str(tiny_llama_dir), loader="transformers"))
-    yield engine
-    engine.shutdown()
+    yield from loaded_engine(tiny_llama_dir, "transformers")
 
 
 # -- llama.cpp on the embedded SmolLM2 GGUF -------------------------------------------------

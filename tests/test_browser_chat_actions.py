@@ -19,7 +19,7 @@ from tests.browser_utils import (
     wait_for,
     wait_until_stable,
 )
-from tests.server_utils import start_app
+from tests.server_utils import served_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,9 +28,7 @@ T = 60  # seconds; generous for a loaded 2-core machine
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):
-    running = start_app(tmp_path_factory.mktemp("browser-actions") / "data")
-    yield running
-    running.stop()
+    yield from served_app(tmp_path_factory, "browser-actions")
 
 
 def loaded(page) -> None:  # type: ignore[no-untyped-def]
@@ -108,8 +106,12 @@ def chat_turn(page, text: str) -> str:  # type: ignore[no-untyped-def]
     n = len(bot_texts(page))
     send_message(page, text)
     wait_for(lambda: user_texts(page)[-1:] == [text], timeout=T, what="the user's message")
-    wait_for(lambda: len(stored_bot_texts(page) or []) == n + 1, timeout=T, what="the reply")
-    return bot_texts(page)[-1]
+    def finished() -> list[str] | None:  # the stored reply is in the chat and its text is rendered
+        texts = stored_bot_texts(page)
+        return texts if texts is not None and len(texts) == n + 1 and texts[-1].strip() else None
+
+    wait_for(lambda: finished() is not None, timeout=T, what="the reply")
+    return (finished() or [""])[-1]
 
 
 def stored_messages(data_dir: Path, conv_id: int) -> list[tuple[str, str, int]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server_utils import start_app
+from tests.server_utils import served_app
 
 pytestmark = pytest.mark.browser
 
@@ -22,9 +22,7 @@ T = 60_000  # ms; generous for a loaded 2-core machine
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):
-    running = start_app(tmp_path_factory.mktemp("browser-chat") / "data")
-    yield running
-    running.stop()
+    yield from served_app(tmp_path_factory, "browser-chat")
 
 
 @pytest.fixture

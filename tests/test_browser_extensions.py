@@ -34,7 +34,7 @@ def test_enable_extension_change_param_and_see_it_in_the_reply(tmp_path: Path, b
         send_message(page, "Say hello to me in one short sentence.")
         wait_for(lambda: len(bot_texts(page)) >= 2 and bot_texts(page)[-1].strip() != "", timeout=60, what="a reply")
         reply = wait_until_stable(lambda: bot_texts(page)[-1])
-        wait_for(lambda: reply_finished(page), what="the first reply to finish")
+        wait_for(lambda: reply_finished(page) and bot_texts(page)[-1].strip() != "", what="the first reply to finish")
         reply = bot_texts(page)[-1]
         assert any(ch.isalpha() for ch in reply)
         assert reply == reply.upper(), reply  # the example extension's output_modifier, as set in the UI
@@ -53,7 +53,8 @@ def test_enable_extension_change_param_and_see_it_in_the_reply(tmp_path: Path, b
         send_message(page, "Say hello to me in one short sentence.")
         wait_for(lambda: len(bot_texts(page)) >= 2 and bot_texts(page)[-1].strip() != "", timeout=60, what="2nd reply")
         wait_until_stable(lambda: bot_texts(page)[-1])
-        wait_for(lambda: reply_finished(page) and len(bot_texts(page)) >= 2, what="the second reply to finish")
+        wait_for(lambda: reply_finished(page) and len(bot_texts(page)) >= 2 and bot_texts(page)[-1].strip() != "",
+                 what="the second reply to finish")
         second = bot_texts(page)[-1]
         assert second != second.upper(), second
     finally:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.browser_utils import wait_for
-from tests.server_utils import start_app
+from tests.server_utils import served_app
 
 pytestmark = pytest.mark.browser
 
@@ -23,9 +23,7 @@ GLADE = "The glade is warded by the OAKEN-3302 circle of stones."
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):
-    running = start_app(tmp_path_factory.mktemp("browser-lorebook") / "data")
-    yield running
-    running.stop()
+    yield from served_app(tmp_path_factory, "browser-lorebook")
 
 
 @pytest.fixture

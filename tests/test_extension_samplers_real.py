@@ -15,8 +15,8 @@ import pytest
 from tests.test_plugins_support import write_ext
 from webui.chat.hooks import TurnHooks
 from webui.config import REPO_ROOT
+from tests.conftest import loaded_engine
 from webui.engine.engine import Engine
-from webui.engine.protocol import ModelSpec
 from webui.generation.params import GenerationParams
 from webui.plugins import ExtensionManager, MemoryStore
 
@@ -44,18 +44,12 @@ def manager(tmp_path: Path) -> ExtensionManager:
 
 @pytest.fixture(scope="module")
 def hf_engine(tiny_llama_dir: Path) -> Iterator[Engine]:
-    engine = Engine()
-    engine.load(ModelSpec(path=str(tiny_llama_dir), loader="transformers"))
-    yield engine
-    engine.shutdown()
+    yield from loaded_engine(tiny_llama_dir, "transformers")
 
 
 @pytest.fixture(scope="module")
 def llama_engine(embedded_gguf: Path) -> Iterator[Engine]:
-    engine = Engine()
-    engine.load(ModelSpec(path=str(embedded_gguf), loader="llama.cpp", options={"n_ctx": 1024}))
-    yield engine
-    engine.shutdown()
+    yield from loaded_engine(embedded_gguf, "llama.cpp", n_ctx=1024)
 
 
 def greedy(hooks: TurnHooks, engine: Engine, prompt: str, n: int = 24, **samplers: object) -> str:
