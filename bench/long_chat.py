@@ -26,11 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.gradio_session import GradioSession  # noqa: E402
 from tests.server_utils import start_app  # noqa: E402
 from webui.storage.db import open_database, sqlite_url  # noqa: E402
 from webui.storage.repository import ChatRepository  # noqa: E402
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
+TRUNCATION_LABEL = "truncation_length (0 = model context)"
 MEASURE_JS = """
 () => { window.__measure = new Promise(resolve => {
   // The streaming reply is shown in the live bubble under the chat (#live-reply); it is emptied when
@@ -60,15 +62,45 @@ def long_chat_title(index: int) -> str:
     return f"Long chat #{index:02d}"
 
 
-def seed_long_chats(data_dir: Path, n: int, copies: int) -> None:
-    """``copies`` identical chats of ``n`` messages: each measurement streams into a chat of
-    exactly ``n`` messages (a reply added by one round would lengthen the next round's prompt)."""
+def seed_long_chats(data_dir: Path, n: int, copies: int) -> list[int]:
+    """``copies`` identical chats of ``n`` messages (their ids): each measurement streams into a chat
+    of exactly ``n`` messages (a reply added by one round would lengthen the next round's prompt)."""
     repo = ChatRepository(open_database(sqlite_url(data_dir)))
+    ids = []
     for index in range(copies):
         conv = repo.create_conversation(long_chat_title(index), "Assistant", settings={"mode": "chat"})
         for i in range(n):
             role = "user" if i % 2 == 0 else "assistant"
             repo.add_message(conv.id, role, f"Message {i}: a short line of chat about the weather and tea.")
+        ids.append(conv.id)
+    return ids
+
+
+def protocol_rate(url: str, conv_id: int | None, truncation: int) -> float:
+    """chars/s of a reply read over Gradio's queue protocol, as the browser receives it but with
+    nothing rendered: the same server, model and prompt without a browser (``conv_id`` None: a new
+    chat). Browser rate ÷ this rate is what showing the reply in Chromium costs."""
+    ui = GradioSession(url, f"bench-{time.monotonic_ns()}")
+    ui.page_load()
+    if conv_id is None:
+        ui.run("new_chat")
+    else:
+        ui.run("open_chat", {"chat-list": conv_id})
+    ui.run("prepare", {"chat-input": PROMPT})
+    outputs = ui.deps[ui.fn_index["respond"]]["outputs"]
+    live = outputs.index(next(cid for cid, c in ui.components.items() if c.get("props", {}).get("elem_id") == "live-reply"))
+    text, stamps = "", []
+    for now, msg in ui.stream("respond", {"param-truncation_length": truncation}):
+        if msg.get("msg") != "process_generating":
+            continue
+        change = msg["output"]["data"][live]
+        if isinstance(change, list):  # a diff: ("append" | "replace", path, value) edits
+            for op, _path, value in change:
+                text = text + value if op == "append" else (value if isinstance(value, str) else text)
+        if text and (not stamps or len(text) != stamps[-1][1]):
+            stamps.append((now, len(text)))
+    (t0, n0), (t1, n1) = stamps[0], stamps[-1]
+    return (n1 - n0) / (t1 - t0)
 
 
 def measure(page) -> tuple[int, float]:  # type: ignore[no-untyped-def]
@@ -82,35 +114,40 @@ def measure(page) -> tuple[int, float]:  # type: ignore[no-untyped-def]
 
 def set_truncation(page, value: int) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("tab", name="Parameters").click()
-    box = page.get_by_label("truncation_length (0 = model context)")
+    box = page.get_by_label(TRUNCATION_LABEL)
     box.fill(str(value))
     box.press("Enter")
     page.get_by_role("tab", name="Chat").click()
 
 
-def browser_rates(page, messages: int, rounds: int, truncation: int, first_chat: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Median chars/s (empty chat, long chat) over interleaved rounds.
+def open_long_chat(page, title: str, messages: int) -> None:  # type: ignore[no-untyped-def]
+    page.locator("#chat-list label", has_text=title).click()
+    page.wait_for_function(  # the long chat is open: its message count shows in the message panel
+        "(n) => { const m = /of (\\d+) /.exec(document.querySelector('#message-info').innerText);"
+        " return m && parseInt(m[1]) >= n; }",
+        arg=messages, timeout=120_000,
+    )
 
-    Opening a chat restores the parameters stored with it, so truncation_length is set after
-    each chat is opened.
-    """
-    empty, long = [], []
+
+def rates(page, url: str, messages: int, rounds: int, truncation: int,  # type: ignore[no-untyped-def]
+          chats: list[tuple[str, int]]) -> dict[str, float]:
+    """Median chars/s over interleaved rounds: empty and long chat, in the browser and over the
+    protocol. ``chats``: (title, id) of 2 * rounds unused long chats. Opening a chat restores the
+    parameters stored with it, so truncation_length is set after each chat is opened."""
+    found: dict[str, list[float]] = {"browser empty": [], "browser long": [], "protocol empty": [], "protocol long": []}
     for round_ in range(rounds):
         page.click("#new-chat")
         page.wait_for_function("() => /Message 1 of 1/.test(document.querySelector('#message-info').innerText)")
         set_truncation(page, truncation)
         chars, seconds = measure(page)
-        empty.append(chars / seconds)
-        page.locator("#chat-list label", has_text=long_chat_title(first_chat + round_)).click()
-        page.wait_for_function(  # the long chat is open: its message count shows in the message panel
-            "(n) => { const m = /of (\\d+) /.exec(document.querySelector('#message-info').innerText);"
-            " return m && parseInt(m[1]) >= n; }",
-            arg=messages, timeout=120_000,
-        )
+        found["browser empty"].append(chars / seconds)
+        open_long_chat(page, chats[2 * round_][0], messages)
         set_truncation(page, truncation)
         chars, seconds = measure(page)
-        long.append(chars / seconds)
-    return statistics.median(empty), statistics.median(long)
+        found["browser long"].append(chars / seconds)
+        found["protocol empty"].append(protocol_rate(url, None, truncation))
+        found["protocol long"].append(protocol_rate(url, chats[2 * round_ + 1][1], truncation))
+    return {name: statistics.median(values) for name, values in found.items()}
 
 
 def raw_model_ratio(data_dir: Path, max_prompt_tokens: int) -> tuple[float, int]:
@@ -155,7 +192,9 @@ def main() -> int:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         settings = (1024, 0)
-        seed_long_chats(data_dir, args.messages, copies=len(settings) * args.rounds)
+        per_setting = 2 * args.rounds
+        ids = seed_long_chats(data_dir, args.messages, copies=len(settings) * per_setting)
+        chats = [(long_chat_title(i), conv_id) for i, conv_id in enumerate(ids)]
         # Prompt budgets: truncation_length - max_new_tokens (512); the full context leaves room to
         # decode. Measured on one of the identical long chats.
         model = {1024: raw_model_ratio(data_dir, 512), 0: raw_model_ratio(data_dir, 3500)}
@@ -167,18 +206,24 @@ def main() -> int:
                 page.goto(app.url)
                 page.wait_for_selector("#chat-input textarea", timeout=120_000)
                 for k, truncation in enumerate(settings):
-                    results[truncation] = browser_rates(page, args.messages, args.rounds, truncation, k * args.rounds)
+                    results[truncation] = rates(page, app.url, args.messages, args.rounds, truncation,
+                                                chats[k * per_setting:(k + 1) * per_setting])
                 browser.close()
         finally:
             app.stop()
     print(f"{args.messages}-message chat vs empty chat, embedded SmolLM2, Chromium, {args.rounds} interleaved rounds (medians)")
     for truncation, label in ((1024, "truncation_length 1024"), (0, "full context")):
-        empty_rate, long_rate = results[truncation]
-        browser_ratio = long_rate / empty_rate
+        r = results[truncation]
+        browser_ratio = r["browser long"] / r["browser empty"]
+        protocol_ratio = r["protocol long"] / r["protocol empty"]
         model_ratio, tokens = model[truncation]
-        print(f"  {label}: browser empty {empty_rate:.1f} chars/s, long {long_rate:.1f} chars/s -> ratio {browser_ratio:.2f}; "
-              f"raw llama.cpp decode with the {tokens}-token chat prompt / one message: {model_ratio:.2f}; "
-              f"UI's own ratio {browser_ratio / model_ratio:.2f} (target >= 0.95)")
+        print(f"  {label} (long-chat prompt {tokens} tokens):")
+        print(f"    browser:  empty {r['browser empty']:.1f} chars/s, long {r['browser long']:.1f} chars/s -> ratio {browser_ratio:.2f}")
+        print(f"    same server, no browser (Gradio protocol): empty {r['protocol empty']:.1f}, long {r['protocol long']:.1f} -> ratio {protocol_ratio:.2f}")
+        print(f"    raw llama.cpp decode, long prompt / one message: {model_ratio:.2f}")
+        print(f"    UI's own ratio (browser / raw model) {browser_ratio / model_ratio:.2f} (target >= 0.95); "
+              f"server's (protocol / raw model) {protocol_ratio / model_ratio:.2f}; "
+              f"rendering's (browser / protocol) {browser_ratio / protocol_ratio:.2f}")
     return 0
 
 

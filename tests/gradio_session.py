@@ -30,15 +30,16 @@ class GradioSession:
         return [msg for _, msg in self.stream(event, values)]
 
     def stream(self, event: str | int, values: dict[str, object] | None = None) -> Iterator[tuple[float, dict]]:
-        """Trigger an event (api_name or index); inputs take ``values`` by elem_id, else their
-        default (None for states)."""
+        """Trigger an event (api_name or index); inputs take ``values`` by elem_id (or, for
+        components without one, by label), else their default (None for states)."""
         index = event if isinstance(event, int) else self.fn_index[event]
         data = []
         for cid in self.deps[index]["inputs"]:
             comp = self.components[cid]
-            elem_id = comp.get("props", {}).get("elem_id")
-            if values and elem_id in values:
-                data.append(values[elem_id])
+            props = comp.get("props", {})
+            key = props.get("elem_id") or props.get("label")
+            if values and key in values:
+                data.append(values[key])
             else:
                 data.append(None if comp.get("type") == "state" else comp.get("props", {}).get("value"))
         body = {"data": data, "fn_index": index, "session_hash": self.session_hash, "event_data": None, "trigger_id": None}

@@ -24,7 +24,7 @@ from webui.ui.session import current_user_id, session_key
 
 log = logging.getLogger(__name__)
 
-UI_UPDATE_SECONDS = 0.05  # at most ~20 screen updates a second; tokens in between are coalesced
+UI_UPDATE_SECONDS = 0.1  # at most ~10 screen updates a second; tokens in between are coalesced
 
 
 @dataclass
