@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import loaded_engine
 from tests.test_plugins_support import write_ext
 from webui.chat.hooks import TurnHooks
 from webui.config import REPO_ROOT
-from tests.conftest import loaded_engine
 from webui.engine.engine import Engine
 from webui.generation.params import GenerationParams
 from webui.plugins import ExtensionManager, MemoryStore
@@ -35,10 +35,20 @@ def logits_processor_modifier(processor_list, input_ids):
     return processor_list
 """
 
+BROKEN = """
+calls = []
+def logits_processor_modifier(processor_list, input_ids):
+    def broken(ids, scores):
+        calls.append(1)
+        raise RuntimeError("broken processor")
+    return [*processor_list, broken]
+"""
+
 
 @pytest.fixture
 def manager(tmp_path: Path) -> ExtensionManager:
     write_ext(tmp_path, "force", FORCE)
+    write_ext(tmp_path, "broken", BROKEN)
     return ExtensionManager([REPO_ROOT / "extensions", tmp_path], entry_point_group=None, store=MemoryStore())
 
 
@@ -83,6 +93,19 @@ def test_llama_cpp_logits_processor_modifier(manager: ExtensionManager, llama_en
     out = greedy(TurnHooks(manager), llama_engine, chat_prompt(llama_engine), n=4)
     assert out.strip() == "banana banana banana banana"
     assert ext.seen[0][0] == "prompt" and ext.seen[1][1] == (1, llm.n_vocab())
+
+
+def test_a_raising_processor_from_logits_processor_modifier_is_isolated(manager: ExtensionManager,
+                                                                        llama_engine: Engine) -> None:
+    """The reply goes on as if the processor were not there; the extension is reported and disabled."""
+    prompt = chat_prompt(llama_engine)
+    plain = greedy(TurnHooks(None), llama_engine, prompt, n=8)
+    manager.set_enabled(["broken"], persist=False)
+    assert greedy(TurnHooks(manager), llama_engine, prompt, n=8) == plain
+    assert manager.load("broken").obj.calls == [1]  # called once, then passed through
+    [failure] = manager.failures()
+    assert (failure.extension, failure.hook) == ("broken", "logits_processor_modifier")
+    assert "broken processor" in failure.message and "broken" not in manager.enabled()
 
 
 def test_transformers_samplers_and_logits_processor_modifier(manager: ExtensionManager, hf_engine: Engine) -> None:

@@ -218,7 +218,7 @@ class TurnHooks:
         def processors(ctx: SamplerContext, input_ids: Any) -> list[LogitsProcessor]:
             built = ext.build_logits_processors(values, ctx)
             if wants_modifier:
-                built = list(ext.pipe("logits_processor_modifier", processor_list=built, input_ids=input_ids))
+                built = ext.modify_logits_processors(built, input_ids)
             return built
 
         def modify_tokens(prompt: str, input_ids: Any, input_embeds: Any) -> tuple[str, Any, Any]:

@@ -82,11 +82,13 @@ def guard_iterator(name: str, hook: str, result: Any, on_failure: OnFailure) -> 
 
 
 class GuardedProcessor:
-    """A sampler's processor that turns into a pass-through after its first exception."""
+    """An extension's logits processor that turns into a pass-through after its first exception
+    (the failure is reported once, naming the extension and where the processor came from)."""
 
-    def __init__(self, inner: LogitsProcessor, sampler: SamplerSpec, on_failure: OnFailure) -> None:
+    def __init__(self, inner: LogitsProcessor, extension: str, origin: str, on_failure: OnFailure) -> None:
         self.inner = inner
-        self.sampler = sampler
+        self.extension = extension
+        self.origin = origin  # e.g. "sampler dry" or "logits_processor_modifier"
         self._on_failure = on_failure
         self.failed = False
 
@@ -97,5 +99,5 @@ class GuardedProcessor:
             return self.inner(input_ids, scores)
         except Exception as exc:  # noqa: BLE001 - isolation: decoding goes on without it
             self.failed = True
-            self._on_failure(self.sampler.extension, f"sampler {self.sampler.name}", exc)
+            self._on_failure(self.extension, self.origin, exc)
             return scores

@@ -245,6 +245,25 @@ class ExtensionManager:
             return values[spec.returns[0]]
         return tuple(values[r] for r in spec.returns)
 
+    def modify_logits_processors(self, processor_list: list[LogitsProcessor], input_ids: Any) -> list[LogitsProcessor]:
+        """``logits_processor_modifier`` as a pipe, with each processor an extension adds guarded:
+        one that raises while decoding is reported, its extension disabled, and decoding goes on.
+
+        As upstream, an extension may return the list or change the one it was given in place.
+        """
+        spec = HOOKS["logits_processor_modifier"]
+        current = list(processor_list)
+        for ext in self._implementers("logits_processor_modifier"):
+            before = {id(p) for p in current}
+            given = list(current)
+            ok, result = self._invoke(ext, spec, complete_args(spec, {"processor_list": given, "input_ids": input_ids}))
+            if not ok:
+                continue
+            added = list(result) if isinstance(result, (list, tuple)) else given
+            current = [p if id(p) in before else GuardedProcessor(p, ext.name, "logits_processor_modifier", self._fail)
+                       for p in added]
+        return current
+
     def first(self, hook: str, /, **args: Any) -> Any:
         """The first enabled implementer's result that is not None (an isolated iterator for
         generator hooks). None when every implementer declined (returned None) or failed."""
@@ -323,7 +342,7 @@ class ExtensionManager:
             except Exception as exc:  # noqa: BLE001 - isolation
                 self._fail(sampler.extension, f"sampler {sampler.name}", exc)
                 continue
-            processors.append(GuardedProcessor(processor, sampler, self._fail))
+            processors.append(GuardedProcessor(processor, sampler.extension, f"sampler {sampler.name}", self._fail))
         return processors
 
     # ----------------------------------------------------------------- internals
