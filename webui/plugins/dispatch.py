@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webui.plugins.hookspecs import HOOKS, HookSpec
-from webui.plugins.samplers import LogitsProcessor, SamplerSpec
+from webui.plugins.samplers import LogitsProcessor
 
 # Called with (extension name, hook label, exception) when a hook fails.
 OnFailure = Callable[[str, str, BaseException], None]
