@@ -170,14 +170,17 @@ def raw_model_ratio(data_dir: Path, max_prompt_tokens: int) -> tuple[float, int]
     while len(llm.tokenize(prompts["long"].encode(), special=True)) > max_prompt_tokens:
         history = history[2:]
         prompts["long"] = fmt(messages=[*history, ask]).prompt
-    rates = {}
-    for name, prompt in prompts.items():
-        llm.reset()
-        stamps = [time.perf_counter() for _ in llm.create_completion(prompt, max_tokens=200, seed=1, stream=True)]
-        rates[name] = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    ratios = []
+    for _ in range(3):  # interleaved rounds; the median of per-round ratios (this machine is noisy)
+        rates = {}
+        for name, prompt in prompts.items():
+            llm.reset()
+            stamps = [time.perf_counter() for _ in llm.create_completion(prompt, max_tokens=200, seed=1, stream=True)]
+            rates[name] = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+        ratios.append(rates["long"] / rates["short"])
     n_tokens = len(llm.tokenize(prompts["long"].encode(), special=True))
     llm.close()
-    return rates["long"] / rates["short"], n_tokens
+    return statistics.median(ratios), n_tokens
 
 
 def main() -> int:
