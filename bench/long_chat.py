@@ -87,16 +87,8 @@ def protocol_rate(url: str, conv_id: int | None, truncation: int) -> float:
     else:
         ui.run("open_chat", {"chat-list": conv_id})
     ui.run("prepare", {"chat-input": PROMPT})
-    outputs = ui.deps[ui.fn_index["respond"]]["outputs"]
-    live = outputs.index(next(cid for cid, c in ui.components.items() if c.get("props", {}).get("elem_id") == "live-reply"))
-    text, stamps = "", []
-    for now, msg in ui.stream("respond", {"param-truncation_length": truncation}):
-        if msg.get("msg") != "process_generating":
-            continue
-        change = msg["output"]["data"][live]
-        if isinstance(change, list):  # a diff: ("append" | "replace", path, value) edits
-            for op, _path, value in change:
-                text = text + value if op == "append" else (value if isinstance(value, str) else text)
+    stamps: list[tuple[float, int]] = []
+    for now, text in ui.stream_text("respond", "live-reply", {"param-truncation_length": truncation}):
         if text and (not stamps or len(text) != stamps[-1][1]):
             stamps.append((now, len(text)))
     (t0, n0), (t1, n1) = stamps[0], stamps[-1]

@@ -69,17 +69,8 @@ def ui_rate(url: str, count_tokens) -> float:  # type: ignore[no-untyped-def]
     ui.page_load()
     ui.run("new_chat")
     ui.run("prepare", {"chat-input": PROMPT})
-    outputs = ui.deps[ui.fn_index["respond"]]["outputs"]
-    live = outputs.index(next(cid for cid, c in ui.components.items() if c.get("props", {}).get("elem_id") == "live-reply"))
-    text = ""
     stamps: list[tuple[float, int]] = []
-    for now, msg in ui.stream("respond"):
-        if msg.get("msg") != "process_generating":
-            continue
-        change = msg["output"]["data"][live]
-        if isinstance(change, list):  # a diff: Gradio streams ("append" | "replace", path, value) edits
-            for op, _path, value in change:
-                text = text + value if op == "append" else (value if isinstance(value, str) else text)
+    for now, text in ui.stream_text("respond", "live-reply"):
         if text:
             stamps.append((now, count_tokens(text)))
     return decode_rate(stamps)

@@ -56,3 +56,23 @@ class GradioSession:
                     yield time.perf_counter(), msg
                     if msg.get("msg") == "process_completed":
                         break
+
+    def element_index(self, event: str, elem_id: str) -> int:
+        """Position of the component with ``elem_id`` among ``event``'s outputs."""
+        outputs = self.deps[self.fn_index[event]]["outputs"]
+        return outputs.index(next(cid for cid, c in self.components.items() if c.get("props", {}).get("elem_id") == elem_id))
+
+    def stream_text(self, event: str, elem_id: str, values: dict[str, object] | None = None) -> Iterator[tuple[float, str]]:
+        """Run a streaming event and yield (arrival time, text so far) of one text output each
+        time a ``process_generating`` message arrives, applying Gradio's append/replace diffs."""
+        index = self.element_index(event, elem_id)
+        text = ""
+        for now, msg in self.stream(event, values):
+            if msg.get("msg") != "process_generating":
+                continue
+            change = msg["output"]["data"][index]
+            if isinstance(change, list):  # a diff: ("append" | "replace", path, value) edits
+                for op, _path, value in change:
+                    text = text + value if op == "append" else (value if isinstance(value, str) else text)
+            yield now, text
+

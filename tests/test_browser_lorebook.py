@@ -75,6 +75,17 @@ def pick_entry(page, label: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.skipif(not SERAPHINA.is_file(), reason="shared Seraphina fixture not present")
+def edit_content(page, app, label: str, index: int, *, shown: str, new: str) -> None:  # type: ignore[no-untyped-def]
+    """Open entry ``label`` (its content shows ``shown``), replace its content with ``new``, save,
+    and wait until entry ``index`` on disk holds it."""
+    pick_entry(page, label)
+    page.wait_for_function(f"() => document.querySelector('{box('lore-content')}').value.includes('{shown}')",
+                           timeout=T)
+    page.fill(box("lore-content"), new)
+    page.click("#lore-save-entry")
+    wait_for(lambda: stored_entries(app)[index]["content"] == new, timeout=T / 1000, what=f"entry {index} saved")
+
+
 def test_lorebook_entries_add_edit_delete_reach_the_prompt(app, page) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("tab", name="Characters").click()
     page.set_input_files("#character-upload input[type=file]", str(SERAPHINA))
@@ -117,22 +128,12 @@ def test_lorebook_entries_add_edit_delete_reach_the_prompt(app, page) -> None:  
     pick_entry(page, "3. glade, safe haven, refuge")
     page.wait_for_function(f"() => document.querySelector('{box('lore-keys')}').value === 'glade, safe haven, refuge'",
                            timeout=T)
-    pick_entry(page, "5. zanzibar, spice port")
-    page.wait_for_function(f"() => document.querySelector('{box('lore-content')}').value.includes('QUILLFEATHER')",
-                           timeout=T)
-    page.fill(box("lore-content"), EDITED)
-    page.click("#lore-save-entry")
-    wait_for(lambda: stored_entries(app)[4]["content"] == EDITED, timeout=T / 1000, what="the edited entry on disk")
+    edit_content(page, app, "5. zanzibar, spice port", 4, shown="QUILLFEATHER", new=EDITED)
     text = prompt(app, "Have you been to Zanzibar?")
     assert EDITED in text and ADDED not in text
 
     # edit one of the card's own entries: SillyTavern's per-entry extensions stay as they were
-    pick_entry(page, "3. glade, safe haven, refuge")
-    page.wait_for_function(f"() => document.querySelector('{box('lore-content')}').value.includes('forest glade')",
-                           timeout=T)
-    page.fill(box("lore-content"), GLADE)
-    page.click("#lore-save-entry")
-    wait_for(lambda: stored_entries(app)[2]["content"] == GLADE, timeout=T / 1000, what="the edited glade entry")
+    edit_content(page, app, "3. glade, safe haven, refuge", 2, shown="forest glade", new=GLADE)
     glade = stored_entries(app)[2]
     assert glade["extensions"] == original[2]["extensions"] and glade["id"] == original[2]["id"]
     assert glade["keys"] == original[2]["keys"]
