@@ -45,8 +45,10 @@ MEASURE_JS = """
     resolve({chars: lastLen - firstLen, seconds: (last - first) / 1000});
   };
   const observer = new MutationObserver(() => {
+    // trimmed: the empty bubble already holds whitespace when it appears, before the model's prompt
+    // is processed; counting from then would time the prompt's processing as streaming.
     const live = document.querySelector('#live-reply');
-    const len = live ? live.textContent.length : 0;
+    const len = live ? live.textContent.trim().length : 0;
     const now = performance.now();
     if (len > 0 && first === null) { first = now; firstLen = len; }
     if (len > 0 && len !== lastLen) { last = now; lastLen = len; }
