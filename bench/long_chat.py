@@ -1,16 +1,19 @@
 """Streaming speed in a real browser: a 200-message chat ÷ an empty chat, same model, one run.
 
-Starts ``python app.py`` on the embedded model with a fresh data dir holding one chat of 200
-messages, drives Debian's Chromium with Playwright, sends the same message in a new (empty)
-chat and in the long chat (interleaved rounds, medians), and measures characters per second
-appearing in the page while the reply streams (first visible text to last). Target ≥ 0.95.
+Starts ``python app.py`` on the embedded model with a fresh data dir holding copies of one chat of
+200 messages, drives Debian's Chromium with Playwright, sends the same message in a new (empty)
+chat and in a long chat (interleaved rounds, medians), and measures tokens per second appearing in
+the page while the reply streams (first visible text to last; the text shown is counted with the
+model's tokenizer, so replies of different wording compare fairly). Target ≥ 0.95.
 
 The browser ratio holds two things: what the UI costs for showing 200 messages, and the model's
 own slowdown when its prompt is longer (attention over the context; on this 135M model at ~3.5k
 tokens, decode runs at ~0.4 of its short-prompt speed in raw llama.cpp). So for each setting the
 script also measures raw llama.cpp decode with the same long prompt ÷ a one-message prompt, and
-prints the UI's own ratio = browser ratio ÷ raw model ratio. Two settings: truncation_length 1024
-(the long chat's prompt is cut to its latest ~512 tokens) and the full context (~3.5k tokens).
+prints the UI's own ratio = browser ratio ÷ raw model ratio, split into the server's share (the
+page's requests made without a browser) and the rendering's share. Replies are capped at
+``MAX_NEW_TOKENS`` everywhere. Two settings: truncation_length 1024 (the long chat's prompt is cut to
+its latest ~820 tokens) and the full context (~3.9k tokens).
 
     python bench/long_chat.py [--messages 200] [--rounds 2]
 """
@@ -22,36 +25,38 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.gradio_session import GradioSession  # noqa: E402
+from tests.gradio_session import GradioSession, html_text  # noqa: E402
 from tests.server_utils import start_app  # noqa: E402
 from webui.storage.db import open_database, sqlite_url  # noqa: E402
 from webui.storage.repository import ChatRepository  # noqa: E402
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
-TRUNCATION_LABEL = "truncation_length (0 = model context)"
+MAX_NEW_TOKENS = 200
+CONTEXT = 4096  # the embedded model's n_ctx in the app (options.py)
+LABELS = {"truncation_length": "truncation_length (0 = model context)", "max_new_tokens": "max_new_tokens"}
 MEASURE_JS = """
 () => { window.__measure = new Promise(resolve => {
-  // The streaming reply is shown in the live bubble under the chat (#live-reply); it is emptied when
-  // the reply ends, and the message panel (#message-info) changes then. A MutationObserver and
-  // textContent read the page only when it changes and never force a style/layout pass (a
-  // requestAnimationFrame loop reading innerText would add per-frame work that grows with the page).
-  let first = null, last = null, firstLen = 0, lastLen = 0, done = false;
+  // The streaming reply is written into the live bubble under the chat (#live-reply .live-text); the
+  // bubble is hidden once the finished reply is shown from the database, after the message panel
+  // (#message-info) changes. A MutationObserver and textContent read the page only when it changes and
+  // never force a style/layout pass (a requestAnimationFrame loop reading innerText would add per-frame
+  // work that grows with the page). Trimmed: the bubble's markup holds whitespace before any text.
+  let first = null, last = null, firstText = '', lastText = '', done = false;
   const finish = () => {
     if (done) return; done = true; observer.disconnect();
-    resolve({chars: lastLen - firstLen, seconds: (last - first) / 1000});
+    resolve({first: firstText, last: lastText, seconds: (last - first) / 1000});
   };
   const observer = new MutationObserver(() => {
-    // trimmed: the empty bubble already holds whitespace when it appears, before the model's prompt
-    // is processed; counting from then would time the prompt's processing as streaming.
-    const live = document.querySelector('#live-reply');
-    const len = live ? live.textContent.trim().length : 0;
+    const live = document.querySelector('#live-reply .live-text');
+    const text = live ? live.textContent.trim() : '';
     const now = performance.now();
-    if (len > 0 && first === null) { first = now; firstLen = len; }
-    if (len > 0 && len !== lastLen) { last = now; lastLen = len; }
+    if (text && first === null) { first = now; firstText = text; }
+    if (text && text !== lastText) { last = now; lastText = text; }
     const info = document.querySelector('#message-info').textContent;
     if (first !== null && info !== window.__doneMarker) finish();
   });
@@ -78,39 +83,42 @@ def seed_long_chats(data_dir: Path, n: int, copies: int) -> list[int]:
     return ids
 
 
-def protocol_rate(url: str, conv_id: int | None, truncation: int) -> float:
-    """chars/s of a reply read over Gradio's queue protocol, as the browser receives it but with
-    nothing rendered: the same server, model and prompt without a browser (``conv_id`` None: a new
-    chat). Browser rate ÷ this rate is what showing the reply in Chromium costs."""
+def protocol_rate(url: str, conv_id: int | None, truncation: int, count: Callable[[str], int]) -> float:
+    """tokens/s of a reply read as the page reads it (the ``prepare`` step, then the reply's event
+    stream) but with nothing rendered: the same server, model and prompt without a browser
+    (``conv_id`` None: a new chat). Browser rate ÷ this rate is what showing the reply costs."""
     ui = GradioSession(url, f"bench-{time.monotonic_ns()}")
     ui.page_load()
     if conv_id is None:
         ui.run("new_chat")
     else:
         ui.run("open_chat", {"chat-list": conv_id})
-    ui.run("prepare", {"chat-input": PROMPT})
-    stamps: list[tuple[float, int]] = []
-    for now, text in ui.stream_text("respond", "live-reply", {"param-truncation_length": truncation}):
-        if text and (not stamps or len(text) != stamps[-1][1]):
-            stamps.append((now, len(text)))
-    (t0, n0), (t1, n1) = stamps[0], stamps[-1]
-    return (n1 - n0) / (t1 - t0)
+    values = {"chat-input": PROMPT, "param-truncation_length": truncation, "param-max_new_tokens": MAX_NEW_TOKENS}
+    stamps: list[tuple[float, str]] = []
+    for now, event in ui.live_reply("prepare", values):
+        text = html_text(event.get("html", "")).strip()
+        if text and (not stamps or text != stamps[-1][1]):
+            stamps.append((now, text))
+    (t0, first), (t1, last) = stamps[0], stamps[-1]
+    return (count(last) - count(first)) / (t1 - t0)
 
 
-def measure(page) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+def measure(page, count: Callable[[str], int]) -> float:  # type: ignore[no-untyped-def]
+    """tokens/s of one reply as it appears in the page."""
     page.evaluate("() => { window.__doneMarker = document.querySelector('#message-info').textContent; }")
     page.fill("#chat-input textarea", PROMPT)
     page.evaluate(MEASURE_JS)  # starts watching; the promise is awaited after the click
     page.click("#send")
     value = page.evaluate("() => window.__measure")
-    return int(value["chars"]), float(value["seconds"])
+    return (count(value["last"]) - count(value["first"])) / float(value["seconds"])
 
 
-def set_truncation(page, value: int) -> None:  # type: ignore[no-untyped-def]
+def set_params(page, truncation: int) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("tab", name="Parameters").click()
-    box = page.get_by_label(TRUNCATION_LABEL)
-    box.fill(str(value))
-    box.press("Enter")
+    for name, value in (("truncation_length", truncation), ("max_new_tokens", MAX_NEW_TOKENS)):
+        box = page.get_by_label(LABELS[name])
+        box.fill(str(value))
+        box.press("Enter")
     page.get_by_role("tab", name="Chat").click()
 
 
@@ -124,23 +132,21 @@ def open_long_chat(page, title: str, messages: int) -> None:  # type: ignore[no-
 
 
 def rates(page, url: str, messages: int, rounds: int, truncation: int,  # type: ignore[no-untyped-def]
-          chats: list[tuple[str, int]]) -> dict[str, float]:
-    """Median chars/s over interleaved rounds: empty and long chat, in the browser and over the
-    protocol. ``chats``: (title, id) of 2 * rounds unused long chats. Opening a chat restores the
-    parameters stored with it, so truncation_length is set after each chat is opened."""
+          chats: list[tuple[str, int]], count: Callable[[str], int]) -> dict[str, float]:
+    """Median tokens/s over interleaved rounds: empty and long chat, in the browser and without one.
+    ``chats``: (title, id) of 2 * rounds unused long chats. Opening a chat restores the parameters
+    stored with it, so they are set after each chat is opened."""
     found: dict[str, list[float]] = {"browser empty": [], "browser long": [], "protocol empty": [], "protocol long": []}
     for round_ in range(rounds):
         page.click("#new-chat")
         page.wait_for_function("() => /Message 1 of 1/.test(document.querySelector('#message-info').innerText)")
-        set_truncation(page, truncation)
-        chars, seconds = measure(page)
-        found["browser empty"].append(chars / seconds)
+        set_params(page, truncation)
+        found["browser empty"].append(measure(page, count))
         open_long_chat(page, chats[2 * round_][0], messages)
-        set_truncation(page, truncation)
-        chars, seconds = measure(page)
-        found["browser long"].append(chars / seconds)
-        found["protocol empty"].append(protocol_rate(url, None, truncation))
-        found["protocol long"].append(protocol_rate(url, chats[2 * round_ + 1][1], truncation))
+        set_params(page, truncation)
+        found["browser long"].append(measure(page, count))
+        found["protocol empty"].append(protocol_rate(url, None, truncation, count))
+        found["protocol long"].append(protocol_rate(url, chats[2 * round_ + 1][1], truncation, count))
     return {name: statistics.median(values) for name, values in found.items()}
 
 
@@ -155,7 +161,7 @@ def raw_model_ratio(data_dir: Path, max_prompt_tokens: int) -> tuple[float, int]
     repo = ChatRepository(open_database(sqlite_url(data_dir)))
     conv = next(c for c in repo.list_conversations() if c.title == long_chat_title(0))
     history = [{"role": m.role, "content": m.content} for m in repo.messages(conv.id)][-200:]
-    llm = Llama(model_path=str(embedded_model_path()), n_ctx=4096, n_threads=default_threads(), verbose=False)
+    llm = Llama(model_path=str(embedded_model_path()), n_ctx=CONTEXT, n_threads=default_threads(), verbose=False)
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     fmt = Jinja2ChatFormatter(llm.metadata["tokenizer.chat_template"], eos_token="", bos_token="")
@@ -169,7 +175,7 @@ def raw_model_ratio(data_dir: Path, max_prompt_tokens: int) -> tuple[float, int]
         rates = {}
         for name, prompt in prompts.items():
             llm.reset()
-            stamps = [time.perf_counter() for _ in llm.create_completion(prompt, max_tokens=200, seed=1, stream=True)]
+            stamps = [time.perf_counter() for _ in llm.create_completion(prompt, max_tokens=MAX_NEW_TOKENS, seed=1, stream=True)]
             rates[name] = (len(stamps) - 1) / (stamps[-1] - stamps[0])
         ratios.append(rates["long"] / rates["short"])
     n_tokens = len(llm.tokenize(prompts["long"].encode(), special=True))
@@ -177,10 +183,20 @@ def raw_model_ratio(data_dir: Path, max_prompt_tokens: int) -> tuple[float, int]
     return statistics.median(ratios), n_tokens
 
 
+def token_counter() -> Callable[[str], int]:
+    """Tokens of a text shown in the page, by the embedded model's own tokenizer."""
+    from llama_cpp import Llama
+
+    from webui.engine.catalog import embedded_model_path
+
+    vocab = Llama(model_path=str(embedded_model_path()), vocab_only=True, verbose=False)
+    return lambda text: len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -192,9 +208,9 @@ def main() -> int:
         per_setting = 2 * args.rounds
         ids = seed_long_chats(data_dir, args.messages, copies=len(settings) * per_setting)
         chats = [(long_chat_title(i), conv_id) for i, conv_id in enumerate(ids)]
-        # Prompt budgets: truncation_length - max_new_tokens (512); the full context leaves room to
-        # decode. Measured on one of the identical long chats.
-        model = {1024: raw_model_ratio(data_dir, 512), 0: raw_model_ratio(data_dir, 3500)}
+        # Prompt budgets, as the app computes them: (truncation_length or the context) - max_new_tokens.
+        model = {t: raw_model_ratio(data_dir, (t or CONTEXT) - MAX_NEW_TOKENS) for t in settings}
+        count = token_counter()
         app = start_app(data_dir)
         try:
             with sync_playwright() as p:
@@ -204,19 +220,20 @@ def main() -> int:
                 page.wait_for_selector("#chat-input textarea", timeout=120_000)
                 for k, truncation in enumerate(settings):
                     results[truncation] = rates(page, app.url, args.messages, args.rounds, truncation,
-                                                chats[k * per_setting:(k + 1) * per_setting])
+                                                chats[k * per_setting:(k + 1) * per_setting], count)
                 browser.close()
         finally:
             app.stop()
-    print(f"{args.messages}-message chat vs empty chat, embedded SmolLM2, Chromium, {args.rounds} interleaved rounds (medians)")
+    print(f"{args.messages}-message chat vs empty chat, embedded SmolLM2, Chromium, replies of up to {MAX_NEW_TOKENS} tokens, "
+          f"{args.rounds} interleaved rounds (medians; tokens/s)")
     for truncation, label in ((1024, "truncation_length 1024"), (0, "full context")):
         r = results[truncation]
         browser_ratio = r["browser long"] / r["browser empty"]
         protocol_ratio = r["protocol long"] / r["protocol empty"]
         model_ratio, tokens = model[truncation]
         print(f"  {label} (long-chat prompt {tokens} tokens):")
-        print(f"    browser:  empty {r['browser empty']:.1f} chars/s, long {r['browser long']:.1f} chars/s -> ratio {browser_ratio:.2f}")
-        print(f"    same server, no browser (Gradio protocol): empty {r['protocol empty']:.1f}, long {r['protocol long']:.1f} -> ratio {protocol_ratio:.2f}")
+        print(f"    browser:  empty {r['browser empty']:.1f} tok/s, long {r['browser long']:.1f} tok/s -> ratio {browser_ratio:.2f}")
+        print(f"    same server, no browser (the page's requests): empty {r['protocol empty']:.1f}, long {r['protocol long']:.1f} -> ratio {protocol_ratio:.2f}")
         print(f"    raw llama.cpp decode, long prompt / one message: {model_ratio:.2f}")
         print(f"    UI's own ratio (browser / raw model) {browser_ratio / model_ratio:.2f} (target >= 0.95); "
               f"server's (protocol / raw model) {protocol_ratio / model_ratio:.2f}; "

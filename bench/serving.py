@@ -28,7 +28,7 @@ apply_private_defaults()
 
 import httpx  # noqa: E402
 
-from tests.gradio_session import GradioSession  # noqa: E402
+from tests.gradio_session import GradioSession, html_text  # noqa: E402
 from webui.engine.catalog import embedded_spec  # noqa: E402
 from webui.engine.engine import Engine  # noqa: E402
 from webui.generation.params import GenerationParams  # noqa: E402
@@ -64,15 +64,15 @@ def engine_rate(engine: Engine, messages: list[dict[str, str]], params: Generati
 
 
 def ui_rate(url: str, count_tokens) -> float:  # type: ignore[no-untyped-def]
-    """Through the UI: the browser's own protocol (Gradio queue + SSE), reading the live reply bubble."""
+    """Through the UI, as the page does it: Gradio's ``prepare`` step, then the reply's own event
+    stream (``live-reply/<token>``, what the page writes into the live bubble)."""
     ui = GradioSession(url, f"bench-{time.monotonic_ns()}")
     ui.page_load()
     ui.run("new_chat")
-    ui.run("prepare", {"chat-input": PROMPT})
     stamps: list[tuple[float, int]] = []
-    for now, text in ui.stream_text("respond", "live-reply"):
-        if text:
-            stamps.append((now, count_tokens(text)))
+    for now, event in ui.live_reply("prepare", {"chat-input": PROMPT}):
+        if event.get("html"):
+            stamps.append((now, count_tokens(html_text(event["html"]))))
     return decode_rate(stamps)
 
 

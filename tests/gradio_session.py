@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
+from html import unescape
 
 import httpx
 
@@ -62,17 +64,30 @@ class GradioSession:
         outputs = self.deps[self.fn_index[event]]["outputs"]
         return outputs.index(next(cid for cid, c in self.components.items() if c.get("props", {}).get("elem_id") == elem_id))
 
-    def stream_text(self, event: str, elem_id: str, values: dict[str, object] | None = None) -> Iterator[tuple[float, str]]:
-        """Run a streaming event and yield (arrival time, text so far) of one text output each
-        time a ``process_generating`` message arrives, applying Gradio's append/replace diffs."""
-        index = self.element_index(event, elem_id)
-        text = ""
-        for now, msg in self.stream(event, values):
-            if msg.get("msg") != "process_generating":
-                continue
-            change = msg["output"]["data"][index]
-            if isinstance(change, list):  # a diff: ("append" | "replace", path, value) edits
-                for op, _path, value in change:
-                    text = text + value if op == "append" else (value if isinstance(value, str) else text)
-            yield now, text
+    def output(self, event: str, elem_id: str, messages: list[dict]) -> object:
+        """The value ``event`` gave the component ``elem_id`` (from its completed message)."""
+        done = next(m for m in reversed(messages) if m.get("msg") == "process_completed")
+        value = done["output"]["data"][self.element_index(event, elem_id)]
+        return value.get("value") if isinstance(value, dict) and "__type__" in value else value
 
+    def live_reply(self, event: str, values: dict[str, object] | None = None) -> Iterator[tuple[float, dict]]:
+        """Run a step that registers a reply (``prepare``, ``begin_regenerate``, ``begin_continue``) and
+        read that reply's server-sent events as the page does: yields (arrival time, event payload)."""
+        token = self.output(event, "live-token", self.run(event, values))
+        assert token, f"{event} registered no reply"
+        yield from self.read_live_reply(str(token))
+
+    def read_live_reply(self, token: str) -> Iterator[tuple[float, dict]]:
+        with httpx.stream("GET", f"{self.url}/live-reply/{token}", timeout=180) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    payload = json.loads(line[5:])
+                    yield time.perf_counter(), payload
+                    if payload.get("done"):
+                        return
+
+
+def html_text(html: str) -> str:
+    """The text a browser shows for an HTML fragment (tags dropped, entities decoded)."""
+    return unescape(re.sub(r"<[^>]+>", "", html))

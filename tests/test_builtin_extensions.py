@@ -74,10 +74,11 @@ def test_extensions_ui_builds_with_panels_areas_and_sampler_sliders(tmp_path: Pa
     from webui.context import build_context
     from webui.ui import extension_params
     from webui.ui.app import build_ui
+    from webui.ui.live_reply import LiveReplies
 
     ctx = build_context(Settings(data_dir=tmp_path, extensions=["example", "persona_templates"]), load_model=False)
     try:
-        demo = build_ui(ctx)
+        demo = build_ui(ctx, LiveReplies())
         ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
         for name in ("example", "dry", "xtc", "mirostat", "character_bias", "persona_templates"):
             assert f"ext-enabled-{name}" in ids

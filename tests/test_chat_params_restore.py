@@ -87,9 +87,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def
     from webui.config import Settings
     from webui.context import build_context
     from webui.ui.app import build_ui
+    from webui.ui.live_reply import LiveReplies
 
     ctx = build_context(Settings(data_dir=tmp_path_factory.mktemp("ui") / "data"), load_model=False)
-    demo = build_ui(ctx)
+    demo = build_ui(ctx, LiveReplies())
     yield ctx, demo
     ctx.engine.shutdown()
 

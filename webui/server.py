@@ -10,6 +10,7 @@ from webui.api.auth import Authenticator, load_accounts, load_api_keys
 from webui.api.errors import install_catch_all, install_error_handlers
 from webui.context import AppContext
 from webui.ui.app import BASE_CSS, TITLE, build_ui, offline_theme
+from webui.ui import live_reply
 from webui.ui.extensions_tab import extension_assets
 
 
@@ -31,7 +32,9 @@ def create_app(ctx: AppContext) -> FastAPI:
         return {"status": "ok", "model": ctx.engine.model_name}
 
     install_catch_all(app, [openai_routes.router, ollama.router, internal.router])  # after every /v1 and /api router
-    blocks = build_ui(ctx)
+    replies = live_reply.LiveReplies()  # the chat's streamed replies: a route here, the turns in the UI
+    app.include_router(live_reply.router(replies))
+    blocks = build_ui(ctx, replies)
     login = app.state.authenticator.check_login if accounts else None
     assets = extension_assets(ctx)  # custom_css / custom_js of the extensions enabled at start-up
     assets["css"] = BASE_CSS + assets.get("css", "")

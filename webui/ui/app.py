@@ -7,16 +7,21 @@ import gradio as gr
 from webui.context import AppContext
 from webui.ui import extensions_tab
 from webui.ui import characters_tab, chat_tab, parameters_tab, model_tab
+from webui.ui.live_reply import LiveReplies
 
 TITLE = "WebUI"
 
-# The live bubble under the chat holds the reply while it streams (see chat_tab.stream).
+# The live bubble under the chat holds the reply while it streams (see webui.ui.live_reply).
 # content-visibility lets the browser skip style, layout and paint for messages scrolled out of
 # view, so a chat of hundreds of messages costs about what the visible ones cost.
 BASE_CSS = """
 #chatbot .message-row { content-visibility: auto; contain-intrinsic-size: auto 80px; }
 #live-reply { border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
   background: var(--background-fill-secondary); padding: 4px 14px; max-height: 30vh; overflow-y: auto; }
+#live-reply[hidden] { display: none; }
+#live-reply-host:has(#live-reply[hidden]) { display: none; }
+#live-reply .live-notice:empty { display: none; }
+#live-reply .live-notice { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 """
 
 
@@ -28,7 +33,8 @@ def offline_theme() -> gr.themes.Base:
     )
 
 
-def build_ui(ctx: AppContext) -> gr.Blocks:
+def build_ui(ctx: AppContext, replies: LiveReplies) -> gr.Blocks:
+    """The whole UI; ``replies`` is shared with the ``live-reply`` route (see webui.ui.live_reply)."""
     with gr.Blocks(title=TITLE) as demo:
         with gr.Tab("Chat", id="chat"):
             components = chat_tab.build(ctx)
@@ -43,7 +49,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
             ext_components = extensions_tab.build(ctx)
         ext_components.areas = {**ext_areas, **extensions_tab.build_ui_tabs(ctx, components)}
         extensions_tab.wire(ctx, ext_components, demo)
-        chat_tab.wire(ctx, components, demo, param_components)
+        chat_tab.wire(ctx, components, demo, param_components, replies)
         characters_tab.wire(ctx, char_components, components, demo)
         parameters_tab.wire(ctx, param_components, demo)
     return demo

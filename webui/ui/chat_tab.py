@@ -5,7 +5,6 @@ The sidebar (chat list) is wired in ``chat_list``; the selected-message panel in
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
 from webui.storage.repository import NotFound
 from webui.ui import chat_view as view
+from webui.ui.live_reply import HIDE_JS, LIVE_HTML, STREAM_JS, LiveReplies
 from webui.ui.parameters_tab import ParamComponents, to_params
 from webui.ui.session import current_user_id, session_key
 
@@ -30,7 +30,6 @@ UI_UPDATE_SECONDS = 0.1  # at most ~10 screen updates a second; tokens in betwee
 @dataclass
 class ChatComponents:
     conv_id: gr.State
-    pending: gr.State  # the message being answered, handed from `prepare` to `respond`
     selected: gr.State  # index of the message the message panel acts on (None: the last one)
     chat_list: gr.Radio
     new_btn: gr.Button
@@ -51,7 +50,8 @@ class ChatComponents:
     creator_notes: gr.Markdown
     notice: gr.Markdown
     chatbot: gr.Chatbot
-    live: gr.Markdown  # the reply being streamed, shown under the chat (see ``stream``)
+    live: gr.HTML  # holds #live-reply, where the reply being written streams (see webui.ui.live_reply)
+    live_token: gr.Textbox  # hidden: the token of the turn the page is to stream
     textbox: gr.Textbox
     send_btn: gr.Button
     stop_btn: gr.Button
@@ -74,7 +74,6 @@ class ChatComponents:
 def build(ctx: AppContext) -> ChatComponents:
     """Lay out the sidebar and chat area (inside the caller's Blocks)."""
     conv_id = gr.State(None)
-    pending = gr.State(None)
     selected = gr.State(None)
     with gr.Sidebar(open=True):
         new_btn = gr.Button("➕ New chat", elem_id="new-chat")
@@ -99,7 +98,8 @@ def build(ctx: AppContext) -> ChatComponents:
     creator_notes = gr.Markdown(elem_id="creator-notes")
     notice = gr.Markdown(elem_id="chat-notice")
     chatbot = gr.Chatbot(elem_id="chatbot", height="60vh", show_label=False, buttons=["copy"], sanitize_html=True)
-    live = gr.Markdown("", elem_id="live-reply", visible=False, sanitize_html=True, container=True)
+    live = gr.HTML(LIVE_HTML, elem_id="live-reply-host", js_on_load=None)
+    live_token = gr.Textbox("", visible="hidden", elem_id="live-token")
     with gr.Row():
         textbox = gr.Textbox(
             placeholder="Send a message (Enter to send, Shift+Enter for a new line)",
@@ -125,9 +125,9 @@ def build(ctx: AppContext) -> ChatComponents:
         show_prompt_btn = gr.Button("Show prompt", size="sm", elem_id="show-prompt")
         prompt_view = gr.Textbox(label="The exact text the model sees", lines=12, max_lines=40, interactive=False, elem_id="prompt-view")
     return ChatComponents(
-        conv_id, pending, selected, chat_list, new_btn, rename_box, rename_btn, delete_btn, search_box,
+        conv_id, selected, chat_list, new_btn, rename_box, rename_btn, delete_btn, search_box,
         search_results, export_btn, export_file, import_file, model_info, character, persona, mode, template,
-        greeting, creator_notes, notice, chatbot, live, textbox, send_btn, stop_btn, regenerate_btn, continue_btn,
+        greeting, creator_notes, notice, chatbot, live, live_token, textbox, send_btn, stop_btn, regenerate_btn, continue_btn,
         impersonate_btn, start_with, message_info, prev_btn, next_btn, edit_box, save_edit_btn, delete_msg_btn,
         branch_btn, show_prompt_btn, prompt_view,
     )
@@ -216,19 +216,15 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamComponents) -> None:
-    """Connect the chat-area events; the sidebar and message panel wire themselves."""
+def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamComponents, replies: LiveReplies) -> None:
+    """Connect the chat-area events; the sidebar and message panel wire themselves. ``replies``
+    holds the turns the page streams (see webui.ui.live_reply)."""
     from webui.ui import chat_list, chat_messages
 
     c.params = params  # before the sidebar and message panel take open_outputs(c)
     chat_list.wire(ctx, c, demo)
     chat_messages.wire(ctx, c, params)
     p_inputs = params.inputs
-
-    def notice_for(dropped: int) -> str:
-        if not dropped:
-            return ""
-        return f"⚠️ {dropped} old message{'s' if dropped != 1 else ''} did not fit the context window and {'were' if dropped != 1 else 'was'} left out of the prompt."
 
     # -- chat settings -------------------------------------------------------------------
     @_handle_errors
@@ -273,102 +269,82 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
         return conv.id
 
     @_handle_errors
-    def prepare(conv_id: int | None, text: str, character: str, persona: str, mode: str, greeting: Any, request: gr.Request) -> tuple[Any, ...]:
-        """Show the user's message at once and clear the box; the reply streams in the next step."""
+    def prepare(conv_id: int | None, text: str, character: str, persona: str, mode: str, greeting: Any,
+                start_with: str, request: gr.Request, *pvals: Any) -> tuple[Any, ...]:
+        """Show the user's message at once, clear the box and register the reply for the page to
+        stream (the last output: its token, "" when there is nothing to send)."""
         if not text.strip():
-            return gr.update(), gr.update(), conv_id, None
-        conv_id = ensure_chat(conv_id, current_user_id(ctx, request), character, persona, mode, greeting)
-        history = view.history(ctx, conv_id, current_user_id(ctx, request)) + [{"role": "user", "content": view.safe_markdown(text)}]
-        return history, "", conv_id, text
+            return gr.update(), gr.update(), conv_id, ""
+        uid = current_user_id(ctx, request)
+        conv_id = ensure_chat(conv_id, uid, character, persona, mode, greeting)
+        history = view.history(ctx, conv_id, uid) + [{"role": "user", "content": view.safe_markdown(text)}]
+        params, key, chat_id = to_params(pvals), session_key(request), conv_id
+        token = replies.register(lambda: ctx.chat.send(
+            chat_id, text, params, session_key=key, user_id=uid, min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""))
+        return history, "", conv_id, token
 
-    def stream(iterator: Iterator[Any], initial: str = "") -> Iterator[tuple[Any, Any]]:
-        """Stream a reply into the live bubble under the chat: yields (notice, live bubble).
-
-        The chat (gr.Chatbot) is not an output of the streaming step at all: a step before it
-        shows the chat without the message being written, and ``after_turn`` shows the finished
-        message from the database. Per token only the small live bubble changes, so a long chat
-        is never re-rendered while a reply streams (the browser shares the CPU with the model).
-        """
-        shown = view.safe_markdown(initial)
-        yield "", gr.update(value=shown, visible=True)
-        notice = ""
-        for progress in iterator:
-            new_notice, text = notice_for(progress.dropped_turns), view.safe_markdown(progress.text)
-            # gr.Markdown shows inspect.cleandoc(text): a delta of trailing newlines or the final progress
-            # repeating the text changes nothing on screen, so nothing is sent (no empty update).
-            same_text = inspect.cleandoc(text) == inspect.cleandoc(shown)
-            if new_notice == notice and same_text:
-                continue
-            yield (new_notice if new_notice != notice else gr.skip()), (gr.skip() if same_text else text)
-            notice, shown = new_notice, text
-
-    def lift_last_reply(conv_id: int | None, request: gr.Request) -> Any:
-        """Before Regenerate / Continue: the chat without its last reply (the live bubble takes it)."""
-        if conv_id is None:
-            return gr.skip()
-        msgs = ctx.repo.messages(conv_id, current_user_id(ctx, request))
-        return view.display(msgs[:-1] if msgs and msgs[-1].role == "assistant" else msgs)
+    def without_last_reply(conv_id: int, uid: int | None) -> tuple[list[dict[str, Any]], str]:
+        """The chat without its last reply (the live bubble takes its place), and that reply's text."""
+        msgs = ctx.repo.messages(conv_id, uid)
+        if msgs and msgs[-1].role == "assistant":
+            return view.display(msgs[:-1]), msgs[-1].content
+        return view.display(msgs), ""
 
     @_handle_errors
-    def respond(conv_id: int | None, text: str | None, start_with: str, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, Any]]:
-        if conv_id is None or not text:
-            return
+    def begin_regenerate(conv_id: int | None, start_with: str, request: gr.Request, *pvals: Any) -> tuple[Any, str]:
+        if conv_id is None:
+            raise gr.Error("Open a chat first.")
         uid = current_user_id(ctx, request)
-        yield from stream(
-            ctx.chat.send(conv_id, text, to_params(pvals), session_key=session_key(request), user_id=uid,
-                          min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""),
-        )
+        params, key = to_params(pvals), session_key(request)
+        shown, _ = without_last_reply(conv_id, uid)
+        return shown, replies.register(lambda: ctx.chat.regenerate(
+            conv_id, params, session_key=key, user_id=uid, min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""))
 
-    def after_turn(conv_id: int | None, request: gr.Request) -> list[Any]:
-        """After a reply ends (finished, stopped or failed): the chat as stored, live bubble hidden."""
+    @_handle_errors
+    def begin_continue(conv_id: int | None, request: gr.Request, *pvals: Any) -> tuple[Any, str]:
+        if conv_id is None:
+            raise gr.Error("Open a chat first.")
         uid = current_user_id(ctx, request)
+        params, key = to_params(pvals), session_key(request)
+        shown, last_reply = without_last_reply(conv_id, uid)
+        return shown, replies.register(lambda: ctx.chat.continue_reply(
+            conv_id, params, session_key=key, user_id=uid, min_interval=UI_UPDATE_SECONDS), initial=last_reply)
+
+    def after_turn(conv_id: int | None, token: str, request: gr.Request) -> list[Any]:
+        """After a reply ends (finished, stopped or failed): the chat as stored, the notice, and the
+        error if the turn failed."""
+        uid = current_user_id(ctx, request)
+        outcome = replies.outcome(token) if token else None
+        if outcome is not None and outcome.error:
+            gr.Warning(outcome.error)
         msgs = ctx.repo.messages(conv_id, uid) if conv_id is not None else []
         return [
-            view.display(msgs), gr.update(value="", visible=False),
+            view.display(msgs), view.dropped_notice(outcome.dropped_turns) if outcome else gr.skip(),
             gr.update(choices=view.chat_choices(ctx, uid), value=conv_id), None, *message_panel(msgs, None),
         ]
 
-    after_outputs = [c.chatbot, c.live, c.chat_list, c.selected, c.message_info, c.edit_box]
-    for trigger in (c.send_btn.click, c.textbox.submit):
+    after_outputs = [c.chatbot, c.notice, c.chat_list, c.selected, c.message_info, c.edit_box]
+
+    def stream_then_show(begun: Any) -> None:
+        """Once a turn is registered: the page streams it (JavaScript only), then the stored chat is
+        shown, then the live bubble is hidden."""
         (
-            trigger(prepare, [c.conv_id, c.textbox, c.character, c.persona, c.mode, c.greeting],
-                    [c.chatbot, c.textbox, c.conv_id, c.pending], queue=False,
-                    show_progress="hidden")
-            .then(respond, [c.conv_id, c.pending, c.start_with, *p_inputs], [c.notice, c.live],
-                  concurrency_limit=None, show_progress="hidden")  # the inference worker queues generations itself
-            .then(after_turn, c.conv_id, after_outputs, queue=False, show_progress="hidden")
+            begun.success(None, c.live_token, None, js=STREAM_JS)
+            .then(after_turn, [c.conv_id, c.live_token], after_outputs, show_progress="hidden")  # queued: its warning shows
+            .then(None, None, None, js=HIDE_JS)
         )
+
+    for trigger in (c.send_btn.click, c.textbox.submit):
+        stream_then_show(trigger(
+            prepare, [c.conv_id, c.textbox, c.character, c.persona, c.mode, c.greeting, c.start_with, *p_inputs],
+            [c.chatbot, c.textbox, c.conv_id, c.live_token], queue=False, show_progress="hidden",
+        ))
 
     # -- regenerate / continue / impersonate ------------------------------------------------
-    @_handle_errors
-    def regenerate(conv_id: int | None, start_with: str, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, Any]]:
-        if conv_id is None:
-            raise gr.Error("Open a chat first.")
-        uid = current_user_id(ctx, request)
-        yield from stream(
-            ctx.chat.regenerate(conv_id, to_params(pvals), session_key=session_key(request), user_id=uid,
-                                min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""),
-        )
-
-    c.regenerate_btn.click(lift_last_reply, c.conv_id, c.chatbot, queue=False, show_progress="hidden").then(
-        regenerate, [c.conv_id, c.start_with, *p_inputs], [c.notice, c.live], concurrency_limit=None, show_progress="hidden"
-    ).then(after_turn, c.conv_id, after_outputs, queue=False, show_progress="hidden")
-
-    @_handle_errors
-    def continue_reply(conv_id: int | None, request: gr.Request, *pvals: Any) -> Iterator[tuple[Any, Any]]:
-        if conv_id is None:
-            raise gr.Error("Open a chat first.")
-        uid = current_user_id(ctx, request)
-        msgs = ctx.repo.messages(conv_id, uid)
-        yield from stream(
-            ctx.chat.continue_reply(conv_id, to_params(pvals), session_key=session_key(request), user_id=uid,
-                                    min_interval=UI_UPDATE_SECONDS),
-            initial=msgs[-1].content if msgs and msgs[-1].role == "assistant" else "",
-        )
-
-    c.continue_btn.click(lift_last_reply, c.conv_id, c.chatbot, queue=False, show_progress="hidden").then(
-        continue_reply, [c.conv_id, *p_inputs], [c.notice, c.live], concurrency_limit=None, show_progress="hidden"
-    ).then(after_turn, c.conv_id, after_outputs, queue=False, show_progress="hidden")
+    stream_then_show(c.regenerate_btn.click(
+        begin_regenerate, [c.conv_id, c.start_with, *p_inputs], [c.chatbot, c.live_token], queue=False, show_progress="hidden"))
+    stream_then_show(c.continue_btn.click(
+        begin_continue, [c.conv_id, *p_inputs], [c.chatbot, c.live_token], queue=False, show_progress="hidden"))
 
     @_handle_errors
     def impersonate(conv_id: int | None, text: str, request: gr.Request, *pvals: Any) -> Iterator[str]:

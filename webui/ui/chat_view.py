@@ -31,6 +31,15 @@ def safe_markdown(text: str) -> str:
     return "".join(parts)
 
 
+def dropped_notice(dropped: int) -> str:
+    """What the chat says when ``dropped`` old messages did not fit the context window."""
+    if not dropped:
+        return ""
+    plural = dropped != 1
+    return (f"⚠️ {dropped} old message{'s' if plural else ''} did not fit the context window and "
+            f"{'were' if plural else 'was'} left out of the prompt.")
+
+
 def display(messages: list[MessageRecord]) -> list[dict[str, Any]]:
     """Chatbot value: one entry per stored message (indices match), active version's text."""
     out = []

@@ -1,0 +1,109 @@
+"""Browser tests (real app, real model, real Chromium) of the live bubble the reply streams into:
+Markdown renders in it, raw HTML never becomes an element, and closing the tab stops the model."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser_utils import LIVE, reply_finished, send_message, user_texts, wait_for
+from tests.server_utils import served_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+T = 60  # seconds; generous for a loaded 2-core machine
+XSS = 'Start: <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> **bold**'
+# Records, from before the click, everything the live bubble ever held: its longest text and whether
+# an <img>, <script> or <strong> element was ever put in it.
+WATCH_JS = """
+() => {
+  window.__live = {text: '', img: false, script: false, strong: false};
+  new MutationObserver(() => {
+    const box = document.querySelector('#live-reply');
+    if (!box || box.hidden) return;
+    const w = window.__live;
+    if (box.textContent.length > w.text.length) w.text = box.textContent;
+    w.img ||= !!box.querySelector('img'); w.script ||= !!box.querySelector('script');
+    w.strong ||= !!box.querySelector('strong');
+  }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory):
+    yield from served_app(tmp_path_factory, "browser-live")
+
+
+@pytest.fixture
+def page(app, browser):  # type: ignore[no-untyped-def]
+    pg = browser.new_page()
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))  # type: ignore[attr-defined]
+    pg.goto(app.url)
+    pg.wait_for_selector("#chat-input textarea")
+    wait_for(lambda: "SmolLM2" in pg.inner_text("#model-info"), timeout=T, what="the page-load event")
+    yield pg
+    pg.close()
+
+
+def last_reply(data_dir: Path) -> tuple[int, str]:
+    """(version id, text) of the newest reply version in the database."""
+    db = sqlite3.connect(data_dir / "webui.db")
+    try:
+        return db.execute("select id, content from message_versions order by id desc limit 1").fetchone()
+    finally:
+        db.close()
+
+
+def finish_turn(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    send_message(page, text)
+    wait_for(lambda: user_texts(page)[-1:] == [text], timeout=T, what="the user's message")
+    wait_for(lambda: "· assistant ·" in page.inner_text("#message-info") and reply_finished(page), timeout=T, what="the reply")
+
+
+def test_continue_shows_the_reply_in_the_bubble_with_markdown_and_no_html(app, page) -> None:
+    page.click("#new-chat")
+    finish_turn(page, "Say hello.")
+    # The reply becomes the payload (as a model could write it), then Continue streams it on in the bubble.
+    page.fill("#edit-box textarea", XSS)
+    page.click("#save-edit")
+    page.wait_for_selector("#chatbot strong:has-text('bold')", timeout=T * 1000)
+    page.evaluate(WATCH_JS)
+    page.click("#continue")
+    wait_for(lambda: page.evaluate("() => window.__live.text.length") > 0, timeout=T, what="the live bubble")
+    wait_for(lambda: reply_finished(page), timeout=T, what="the continued reply")
+    seen = page.evaluate("() => window.__live")
+    assert '<img src=x onerror="window.__xss=1">' in seen["text"] and "<script>" in seen["text"]  # shown as text
+    assert seen["strong"]  # Markdown renders while the reply streams
+    assert not seen["img"] and not seen["script"]
+    time.sleep(0.5)
+    assert page.evaluate("window.__xss") is None and page.dialogs == []  # type: ignore[attr-defined]
+    assert page.locator(f"{LIVE} img, #chatbot img[src='x']").count() == 0
+
+
+def test_closing_the_tab_while_a_reply_streams_stops_the_model(app, browser) -> None:
+    pg = browser.new_page()
+    pg.goto(app.url)
+    pg.wait_for_selector("#chat-input textarea")
+    wait_for(lambda: "SmolLM2" in pg.inner_text("#model-info"), timeout=T, what="the page-load event")
+    pg.click("#new-chat")
+    pg.get_by_role("tab", name="Parameters").click()
+    for name, value in (("max_new_tokens", 3000),):
+        box = pg.locator(f"#param-{name} input[type=number]")
+        box.fill(str(value))
+        box.press("Enter")
+    pg.locator("#param-ban_eos_token input").check()
+    pg.get_by_role("tab", name="Chat").click()
+    send_message(pg, "Count from one to a thousand, one number per line.")
+    wait_for(lambda: len(pg.evaluate(f"() => document.querySelector('{LIVE}').textContent.trim()")) > 20,
+             timeout=T, what="the reply streaming")
+    pg.close()
+    wait_for(lambda: "abandoned by its reader" in app.log(), timeout=30, what="the server noticing the closed tab")
+    version, text = last_reply(app.data_dir)
+    time.sleep(2)
+    assert last_reply(app.data_dir) == (version, text)  # nothing is written any more: the model stopped
+    assert text.strip() and len(text.split()) < 2000
