@@ -38,7 +38,6 @@ from webui.storage.repository import ChatRepository  # noqa: E402
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 MAX_NEW_TOKENS = 200
 CONTEXT = 4096  # the embedded model's n_ctx in the app (options.py)
-LABELS = {"truncation_length": "truncation_length (0 = model context)", "max_new_tokens": "max_new_tokens"}
 MEASURE_JS = """
 () => { window.__measure = new Promise(resolve => {
   // The streaming reply is written into the live bubble under the chat (#live-reply .live-text); the
@@ -116,7 +115,7 @@ def measure(page, count: Callable[[str], int]) -> float:  # type: ignore[no-unty
 def set_params(page, truncation: int) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("tab", name="Parameters").click()
     for name, value in (("truncation_length", truncation), ("max_new_tokens", MAX_NEW_TOKENS)):
-        box = page.get_by_label(LABELS[name])
+        box = page.locator(f"#param-{name} input[type=number]")
         box.fill(str(value))
         box.press("Enter")
     page.get_by_role("tab", name="Chat").click()

@@ -107,3 +107,25 @@ def test_closing_the_tab_while_a_reply_streams_stops_the_model(app, browser) -> 
     time.sleep(2)
     assert last_reply(app.data_dir) == (version, text)  # nothing is written any more: the model stopped
     assert text.strip() and len(text.split()) < 2000
+
+
+def test_sending_again_while_a_reply_streams_moves_the_bubble_to_the_new_reply(app, page) -> None:
+    page.click("#new-chat")
+    wait_for(lambda: "Message 1 of 1" in page.inner_text("#message-info"), timeout=T, what="a new chat")
+    send_message(page, "Write a long story about a castle.")
+    live_text = f"() => document.querySelector('{LIVE}').textContent.trim()"
+    wait_for(lambda: len(page.evaluate(live_text)) > 20, timeout=T, what="the first reply streaming")
+    send_message(page, "Now just say hi.")
+    wait_for(lambda: "Message 5 of 5 · assistant" in page.inner_text("#message-info") and reply_finished(page),
+             timeout=T, what="the second reply")
+    assert user_texts(page)[-2:] == ["Write a long story about a castle.", "Now just say hi."]
+    db = sqlite3.connect(app.data_dir / "webui.db")
+    try:
+        rows = db.execute("select m.role, v.content from messages m join message_versions v on v.message_id = m.id "
+                          "and v.idx = m.active_version where m.conversation_id = "
+                          "(select max(id) from conversations) order by m.position").fetchall()
+    finally:
+        db.close()
+    # The first reply was cut off by the second send and kept as far as it got; both are complete.
+    assert [r[0] for r in rows] == ["assistant", "user", "assistant", "user", "assistant"]
+    assert rows[2][1].strip() and rows[4][1].strip()

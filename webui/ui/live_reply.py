@@ -174,12 +174,17 @@ def router(replies: LiveReplies) -> APIRouter:
 
 
 # The page side. STREAM_JS is a JavaScript-only Gradio event (no Python function, so Gradio shows no
-# progress for it): it resolves when the reply has ended, and the next step runs after it.
+# progress for it): it resolves when the reply has ended, and the next step runs after it. If a new
+# reply starts while one streams (Send pressed again), the bubble shows the newest one and is hidden
+# only when no stream is left.
 STREAM_JS = """
 async (token) => {
   const box = document.getElementById('live-reply');
   if (!token || !box) return [];
   const text = box.querySelector('.live-text'), notice = box.querySelector('.live-notice');
+  const mine = () => box.dataset.token === token;
+  box.dataset.token = token;
+  box.dataset.active = String(Number(box.dataset.active || 0) + 1);
   text.innerHTML = ''; notice.textContent = ''; box.hidden = false;
   await new Promise((resolve) => {
     let source;
@@ -187,13 +192,14 @@ async (token) => {
     const end = () => { source.close(); resolve(); };
     source.onmessage = (event) => {
       const m = JSON.parse(event.data);
-      if ('html' in m) { text.innerHTML = m.html; box.scrollTop = box.scrollHeight; }
-      if ('notice' in m) notice.textContent = m.notice;
-      if ('error' in m) notice.textContent = m.error;
+      if (mine() && 'html' in m) { text.innerHTML = m.html; box.scrollTop = box.scrollHeight; }
+      if (mine() && 'notice' in m) notice.textContent = m.notice;
+      if (mine() && 'error' in m) notice.textContent = m.error;
       if (m.done) end();
     };
     source.onerror = end;  // the stream could not start or broke off: the next step shows what was stored
   });
+  box.dataset.active = String(Number(box.dataset.active) - 1);
   return [];
 }
 """
@@ -202,7 +208,9 @@ async (token) => {
 HIDE_JS = """
 () => {
   const box = document.getElementById('live-reply');
-  if (box) { box.hidden = true; box.querySelector('.live-text').innerHTML = ''; box.querySelector('.live-notice').textContent = ''; }
+  if (box && Number(box.dataset.active || 0) === 0) {
+    box.hidden = true; box.querySelector('.live-text').innerHTML = ''; box.querySelector('.live-notice').textContent = '';
+  }
   return [];
 }
 """
