@@ -59,6 +59,17 @@ def last_reply(data_dir: Path) -> tuple[int, str]:
         db.close()
 
 
+def set_reply_length(page, max_new_tokens: int, ban_eos: bool) -> None:  # type: ignore[no-untyped-def]
+    """Set max_new_tokens and ban_eos_token in the Parameters tab (the page opened the newest chat,
+    whose stored parameters another test may have set)."""
+    page.get_by_role("tab", name="Parameters").click()
+    box = page.locator("#param-max_new_tokens input[type=number]")
+    box.fill(str(max_new_tokens))
+    box.press("Enter")
+    page.locator("#param-ban_eos_token input").set_checked(ban_eos)
+    page.get_by_role("tab", name="Chat").click()
+
+
 def finish_turn(page, text: str) -> None:  # type: ignore[no-untyped-def]
     send_message(page, text)
     wait_for(lambda: user_texts(page)[-1:] == [text], timeout=T, what="the user's message")
@@ -67,6 +78,7 @@ def finish_turn(page, text: str) -> None:  # type: ignore[no-untyped-def]
 
 def test_continue_shows_the_reply_in_the_bubble_with_markdown_and_no_html(app, page) -> None:
     page.click("#new-chat")
+    set_reply_length(page, 60, ban_eos=False)
     finish_turn(page, "Say hello.")
     # The reply becomes the payload (as a model could write it), then Continue streams it on in the bubble.
     page.fill("#edit-box textarea", XSS)
@@ -91,13 +103,7 @@ def test_closing_the_tab_while_a_reply_streams_stops_the_model(app, browser) -> 
     pg.wait_for_selector("#chat-input textarea")
     wait_for(lambda: "SmolLM2" in pg.inner_text("#model-info"), timeout=T, what="the page-load event")
     pg.click("#new-chat")
-    pg.get_by_role("tab", name="Parameters").click()
-    for name, value in (("max_new_tokens", 3000),):
-        box = pg.locator(f"#param-{name} input[type=number]")
-        box.fill(str(value))
-        box.press("Enter")
-    pg.locator("#param-ban_eos_token input").check()
-    pg.get_by_role("tab", name="Chat").click()
+    set_reply_length(pg, 3000, ban_eos=True)
     send_message(pg, "Count from one to a thousand, one number per line.")
     wait_for(lambda: len(pg.evaluate(f"() => document.querySelector('{LIVE}').textContent.trim()")) > 20,
              timeout=T, what="the reply streaming")
@@ -112,6 +118,7 @@ def test_closing_the_tab_while_a_reply_streams_stops_the_model(app, browser) -> 
 def test_sending_again_while_a_reply_streams_moves_the_bubble_to_the_new_reply(app, page) -> None:
     page.click("#new-chat")
     wait_for(lambda: "Message 1 of 1" in page.inner_text("#message-info"), timeout=T, what="a new chat")
+    set_reply_length(page, 200, ban_eos=False)
     send_message(page, "Write a long story about a castle.")
     live_text = f"() => document.querySelector('{LIVE}').textContent.trim()"
     wait_for(lambda: len(page.evaluate(live_text)) > 20, timeout=T, what="the first reply streaming")
