@@ -188,7 +188,9 @@ async (token) => {
   text.innerHTML = ''; notice.textContent = ''; box.hidden = false;
   await new Promise((resolve) => {
     let source;
-    try { source = new EventSource('live-reply/' + encodeURIComponent(token)); } catch (e) { resolve(); return; }
+    // Gradio's root is the app's address as the browser reaches it (behind a proxy too).
+    const root = ((window.gradio_config && window.gradio_config.root) || '.').replace(/\/$/, '');
+    try { source = new EventSource(root + '/live-reply/' + encodeURIComponent(token)); } catch (e) { resolve(); return; }
     const end = () => { source.close(); resolve(); };
     source.onmessage = (event) => {
       const m = JSON.parse(event.data);
