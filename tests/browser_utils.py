@@ -72,3 +72,15 @@ def wait_until_stable(read: Callable[[], str], quiet: float = 1.5, timeout: floa
         elif time.monotonic() - since >= quiet:
             return now
     raise AssertionError("value kept changing")
+
+
+def open_app_page(browser, url: str, timeout: float = 60):  # type: ignore[no-untyped-def]
+    """A new tab on the app, once the page-load event has run (it shows the model's name), with
+    every dialog recorded in ``page.dialogs`` and dismissed."""
+    page = browser.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.goto(url)
+    page.wait_for_selector("#chat-input textarea")
+    wait_for(lambda: "SmolLM2" in page.inner_text("#model-info"), timeout=timeout, what="the page-load event")
+    return page

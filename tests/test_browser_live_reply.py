@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import LIVE, reply_finished, send_message, user_texts, wait_for
+from tests.browser_utils import LIVE, open_app_page, reply_finished, send_message, user_texts, wait_for
 from tests.server_utils import served_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -40,12 +40,7 @@ def app(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def page(app, browser):  # type: ignore[no-untyped-def]
-    pg = browser.new_page()
-    pg.dialogs = []  # type: ignore[attr-defined]
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))  # type: ignore[attr-defined]
-    pg.goto(app.url)
-    pg.wait_for_selector("#chat-input textarea")
-    wait_for(lambda: "SmolLM2" in pg.inner_text("#model-info"), timeout=T, what="the page-load event")
+    pg = open_app_page(browser, app.url, T)
     yield pg
     pg.close()
 
@@ -98,10 +93,7 @@ def test_continue_shows_the_reply_in_the_bubble_with_markdown_and_no_html(app, p
 
 
 def test_closing_the_tab_while_a_reply_streams_stops_the_model(app, browser) -> None:
-    pg = browser.new_page()
-    pg.goto(app.url)
-    pg.wait_for_selector("#chat-input textarea")
-    wait_for(lambda: "SmolLM2" in pg.inner_text("#model-info"), timeout=T, what="the page-load event")
+    pg = open_app_page(browser, app.url, T)
     pg.click("#new-chat")
     set_reply_length(pg, 3000, ban_eos=True)
     send_message(pg, "Count from one to a thousand, one number per line.")

@@ -189,7 +189,7 @@ async (token) => {
   await new Promise((resolve) => {
     let source;
     // Gradio's root is the app's address as the browser reaches it (behind a proxy too).
-    const root = ((window.gradio_config && window.gradio_config.root) || '.').replace(/\/$/, '');
+    const root = ((window.gradio_config && window.gradio_config.root) || '.').replace(/[/]$/, '');
     try { source = new EventSource(root + '/live-reply/' + encodeURIComponent(token)); } catch (e) { resolve(); return; }
     const end = () => { source.close(); resolve(); };
     source.onmessage = (event) => {
