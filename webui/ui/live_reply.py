@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -53,14 +53,14 @@ class LiveTurn:
 
     start: Callable[[], ReplyStream]
     initial: str = ""  # shown before the first token (Continue: the reply being extended)
-    created: float = field(default_factory=time.monotonic)
+    created: float = 0.0  # time.monotonic() when registered
 
 
 @dataclass
 class TurnOutcome:
     dropped_turns: int = 0
     error: str | None = None
-    finished: float = field(default_factory=time.monotonic)
+    finished: float = 0.0  # time.monotonic() when the stream ended
 
 
 class LiveReplies:
@@ -76,7 +76,7 @@ class LiveReplies:
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._prune()
-            self._waiting[token] = LiveTurn(start, initial)
+            self._waiting[token] = LiveTurn(start, initial, created=time.monotonic())
         return token
 
     def claim(self, token: str) -> LiveTurn | None:
@@ -91,6 +91,7 @@ class LiveReplies:
             return self._outcomes.pop(token, None)
 
     def _finish(self, token: str, outcome: TurnOutcome) -> None:
+        outcome.finished = time.monotonic()
         with self._lock:
             self._outcomes[token] = outcome
 
