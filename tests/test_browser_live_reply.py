@@ -117,7 +117,9 @@ def test_sending_again_while_a_reply_streams_moves_the_bubble_to_the_new_reply(a
     send_message(page, "Now just say hi.")
     wait_for(lambda: "Message 5 of 5 · assistant" in page.inner_text("#message-info") and reply_finished(page),
              timeout=T, what="the second reply")
-    assert user_texts(page)[-2:] == ["Write a long story about a castle.", "Now just say hi."]
+    # (waited for: the chat is re-rendered from the database, and a message's text can lag a moment)
+    wait_for(lambda: user_texts(page)[-2:] == ["Write a long story about a castle.", "Now just say hi."],
+             timeout=T, what="both user messages shown")
     db = sqlite3.connect(app.data_dir / "webui.db")
     try:
         rows = db.execute("select m.role, v.content from messages m join message_versions v on v.message_id = m.id "
