@@ -5,6 +5,7 @@ The sidebar (chat list) is wired in ``chat_list``; the selected-message panel in
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -195,7 +196,6 @@ def message_panel(msgs: list[Any], selected: int | None) -> list[str]:
 
 def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn user-facing errors into a gr.Error popup (the server keeps serving)."""
-    import functools
     import inspect
 
     if inspect.isgeneratorfunction(fn):
@@ -278,10 +278,16 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
         uid = current_user_id(ctx, request)
         conv_id = ensure_chat(conv_id, uid, character, persona, mode, greeting)
         history = view.history(ctx, conv_id, uid) + [{"role": "user", "content": view.safe_markdown(text)}]
-        params, key, chat_id = to_params(pvals), session_key(request), conv_id
-        token = replies.register(lambda: ctx.chat.send(
-            chat_id, text, params, session_key=key, user_id=uid, min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""))
+        token = register_turn(uid, request, pvals, ctx.chat.send, conv_id, text, start_with=start_with or "")
         return history, "", conv_id, token
+
+    def register_turn(uid: int | None, request: gr.Request, pvals: tuple[Any, ...], turn: Callable[..., Any],
+                      *args: Any, initial: str = "", **kwargs: Any) -> str:
+        """Register ``turn(*args, params, ...)`` (a ChatService reply: send, regenerate, continue)
+        for the page to stream; its token."""
+        start = functools.partial(turn, *args, to_params(pvals), session_key=session_key(request), user_id=uid,
+                                  min_interval=UI_UPDATE_SECONDS, **kwargs)
+        return replies.register(start, initial)
 
     def without_last_reply(conv_id: int, uid: int | None) -> tuple[list[dict[str, Any]], str]:
         """The chat without its last reply (the live bubble takes its place), and that reply's text."""
@@ -295,20 +301,16 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
         if conv_id is None:
             raise gr.Error("Open a chat first.")
         uid = current_user_id(ctx, request)
-        params, key = to_params(pvals), session_key(request)
         shown, _ = without_last_reply(conv_id, uid)
-        return shown, replies.register(lambda: ctx.chat.regenerate(
-            conv_id, params, session_key=key, user_id=uid, min_interval=UI_UPDATE_SECONDS, start_with=start_with or ""))
+        return shown, register_turn(uid, request, pvals, ctx.chat.regenerate, conv_id, start_with=start_with or "")
 
     @_handle_errors
     def begin_continue(conv_id: int | None, request: gr.Request, *pvals: Any) -> tuple[Any, str]:
         if conv_id is None:
             raise gr.Error("Open a chat first.")
         uid = current_user_id(ctx, request)
-        params, key = to_params(pvals), session_key(request)
         shown, last_reply = without_last_reply(conv_id, uid)
-        return shown, replies.register(lambda: ctx.chat.continue_reply(
-            conv_id, params, session_key=key, user_id=uid, min_interval=UI_UPDATE_SECONDS), initial=last_reply)
+        return shown, register_turn(uid, request, pvals, ctx.chat.continue_reply, conv_id, initial=last_reply)
 
     def after_turn(conv_id: int | None, token: str, request: gr.Request) -> list[Any]:
         """After a reply ends (finished, stopped or failed): the chat as stored, the notice, and the
