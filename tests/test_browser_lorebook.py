@@ -55,6 +55,12 @@ def prompt(app, text: str) -> str:  # type: ignore[no-untyped-def]
     return response.json()["prompt"]
 
 
+def wait_prompt(app, text: str, shows: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the prompt for ``text`` holds ``shows``. A save writes the file before the server's
+    character library is reloaded, so the file on disk is not the moment the prompt changes."""
+    wait_for(lambda: shows in prompt(app, text), timeout=T / 1000, what=f"{shows!r} in the prompt")
+
+
 def stored_entries(app) -> list[dict]:  # type: ignore[no-untyped-def]
     card = yaml.safe_load((app.data_dir / "characters" / "Seraphina.yaml").read_text(encoding="utf-8"))
     return card["data"]["character_book"]["entries"]
@@ -69,23 +75,41 @@ def wait_warning(page, text: str) -> None:  # type: ignore[no-untyped-def]
     page.get_by_text(text).first.wait_for(state="visible", timeout=T)
 
 
+def watch_toasts(page) -> None:  # type: ignore[no-untyped-def]
+    """Record every element added to the page from now on in ``window.newToasts``, so a wait can tell a new
+    toast from an older one with the same text still on screen."""
+    page.evaluate("""() => {
+        if (window.toastWatch) window.toastWatch.disconnect();
+        window.newToasts = [];  // the added elements; their text is read when checked
+        window.toastWatch = new MutationObserver(records => records.forEach(r => r.addedNodes.forEach(n => {
+            if (n.nodeType === 1) window.newToasts.push(n);
+        })));
+        window.toastWatch.observe(document.body, {childList: true, subtree: true});
+    }""")
+
+
 def pick_entry(page, label: str) -> None:  # type: ignore[no-untyped-def]
     page.click("#lore-entry input")
     page.get_by_role("option", name=label).first.click()
 
 
-@pytest.mark.skipif(not SERAPHINA.is_file(), reason="shared Seraphina fixture not present")
-def edit_content(page, app, label: str, index: int, *, shown: str, new: str) -> None:  # type: ignore[no-untyped-def]
+def edit_content(page, app, label: str, index: int, *, shown: str, new: str, ask: str) -> None:  # type: ignore[no-untyped-def]
     """Open entry ``label`` (its content shows ``shown``), replace its content with ``new``, save,
-    and wait until entry ``index`` on disk holds it."""
+    and wait until entry ``index`` on disk holds it and the prompt for ``ask`` shows it."""
     pick_entry(page, label)
     page.wait_for_function(f"() => document.querySelector('{box('lore-content')}').value.includes('{shown}')",
                            timeout=T)
     page.fill(box("lore-content"), new)
+    watch_toasts(page)
     page.click("#lore-save-entry")
     wait_for(lambda: stored_entries(app)[index]["content"] == new, timeout=T / 1000, what=f"entry {index} saved")
+    # the save's answer reaches the form after the file is written: wait for its toast before going on
+    page.wait_for_function("t => window.newToasts.some(n => (n.textContent || '').includes(t))",
+                           arg=f"Saved lorebook entry {index + 1} ", timeout=T)
+    wait_prompt(app, ask, new)
 
 
+@pytest.mark.skipif(not SERAPHINA.is_file(), reason="shared Seraphina fixture not present")
 def test_lorebook_entries_add_edit_delete_reach_the_prompt(app, page) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("tab", name="Characters").click()
     page.set_input_files("#character-upload input[type=file]", str(SERAPHINA))
@@ -119,6 +143,7 @@ def test_lorebook_entries_add_edit_delete_reach_the_prompt(app, page) -> None:  
     before = yaml_file.stat().st_mtime_ns
     page.click("#save-character")
     wait_for(lambda: yaml_file.stat().st_mtime_ns != before, timeout=T / 1000, what="the character's Save")
+    wait_prompt(app, "Have you been to Zanzibar?", ADDED)
     added = stored_entries(app)[4]
     assert added["keys"] == ["zanzibar", "spice port"] and added["content"] == ADDED and added["id"] == 4
     assert ADDED in prompt(app, "Have you been to Zanzibar?")
@@ -128,12 +153,13 @@ def test_lorebook_entries_add_edit_delete_reach_the_prompt(app, page) -> None:  
     pick_entry(page, "3. glade, safe haven, refuge")
     page.wait_for_function(f"() => document.querySelector('{box('lore-keys')}').value === 'glade, safe haven, refuge'",
                            timeout=T)
-    edit_content(page, app, "5. zanzibar, spice port", 4, shown="QUILLFEATHER", new=EDITED)
+    edit_content(page, app, "5. zanzibar, spice port", 4, shown="QUILLFEATHER", new=EDITED,
+                 ask="Have you been to Zanzibar?")
     text = prompt(app, "Have you been to Zanzibar?")
     assert EDITED in text and ADDED not in text
 
     # edit one of the card's own entries: SillyTavern's per-entry extensions stay as they were
-    edit_content(page, app, "3. glade, safe haven, refuge", 2, shown="forest glade", new=GLADE)
+    edit_content(page, app, "3. glade, safe haven, refuge", 2, shown="forest glade", new=GLADE, ask="Where is the glade?")
     glade = stored_entries(app)[2]
     assert glade["extensions"] == original[2]["extensions"] and glade["id"] == original[2]["id"]
     assert glade["keys"] == original[2]["keys"]
