@@ -51,6 +51,15 @@ def send_message(page, text: str) -> None:  # type: ignore[no-untyped-def]
     page.click("#send")
 
 
+def new_chat(page, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    """Click New chat and wait for its own outputs: another chat is checked in the list, named "New chat"."""
+    checked = "() => (document.querySelector('#chat-list input:checked') || {}).value || null"
+    before = page.evaluate(checked)
+    page.click("#new-chat")
+    wait_for(lambda: page.evaluate(checked) != before and page.input_value("#rename-box textarea") == "New chat",
+             timeout=timeout, what="a new chat")
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.1, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -76,10 +85,17 @@ def wait_until_stable(read: Callable[[], str], quiet: float = 1.5, timeout: floa
 
 def open_app_page(browser, url: str, timeout: float = 60):  # type: ignore[no-untyped-def]
     """A new tab on the app, once the page-load event has run (it shows the model's name), with
-    every dialog recorded in ``page.dialogs`` and dismissed."""
+    every dialog recorded in ``page.dialogs``; a dialog is accepted if the next of ``page.answers``
+    (append True to accept, False to dismiss) says so, else dismissed."""
     page = browser.new_page()
     page.dialogs = []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.answers = []
+
+    def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
+        page.dialogs.append(dialog.message)
+        dialog.accept() if page.answers and page.answers.pop(0) else dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.goto(url)
     page.wait_for_selector("#chat-input textarea")
     wait_for(lambda: "SmolLM2" in page.inner_text("#model-info"), timeout=timeout, what="the page-load event")

@@ -3,12 +3,11 @@ user's Stop never stops the other's reply."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import bot_texts, send_message, user_texts, wait_for
+from tests.browser_utils import bot_texts, reply_finished, send_message, user_texts, wait_for, wait_until_stable
 from tests.server_utils import start_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -45,8 +44,9 @@ def test_two_users_private_chats_and_independent_stop(tmp_path: Path, browser) -
         wait_for(lambda: any(t.startswith("Bob asks") for t in user_texts(bob)), what="bob's message shown")
 
         alice.click("#stop")
-        time.sleep(2)
-        a_stopped = bot_texts(alice)[-1]
+        # her turn ends: the bubble is hidden and the chat shows the stored reply, which then stays put
+        wait_for(lambda: reply_finished(alice) and len(bot_texts(alice)) >= 2, timeout=90, what="alice's reply to stop")
+        a_stopped = wait_until_stable(lambda: bot_texts(alice)[-1])
         # Alice's Stop ends only her reply: Bob's still streams (it starts once hers has stopped).
         wait_for(lambda: len(bot_texts(bob)) >= 2 and len(bot_texts(bob)[-1].strip()) > 20, timeout=90,
                  what="bob's reply to stream after alice's Stop")

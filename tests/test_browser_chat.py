@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import bot_texts, reply_finished, send_message, user_texts, wait_for, wait_until_stable
+from tests.browser_utils import (
+    bot_texts,
+    new_chat,
+    open_app_page,
+    reply_finished,
+    send_message,
+    user_texts,
+    wait_for,
+    wait_until_stable,
+)
 from tests.server_utils import start_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -36,11 +45,7 @@ def test_chat_streams_stops_and_survives_reload_and_restart(tmp_path: Path, brow
     data = tmp_path / "data"
     app = start_app(data)
     try:
-        page = browser.new_page()
-        page.goto(app.url)
-        page.wait_for_selector("#chat-input textarea")
-        # filled by the page-load event (meanwhile Gradio shows its timer there)
-        wait_for(lambda: "SmolLM2-135M-Instruct" in page.inner_text("#model-info"), what="the model name")
+        page = open_app_page(browser, app.url)  # (it waits for the page-load event: the model's name)
 
         send_message(page, LONG_PROMPT)
         wait_for(lambda: LONG_PROMPT in user_texts(page), what="the user's message")
@@ -67,16 +72,14 @@ def test_chat_streams_stops_and_survives_reload_and_restart(tmp_path: Path, brow
         page.wait_for_selector("#chat-input textarea")
         wait_for(lambda: LONG_PROMPT[:20] in page.inner_text("#chat-list"), what="chat in the sidebar")
         wait_for(lambda: LONG_PROMPT in user_texts(page), what="the chat reopened after reload")
-        assert bot_texts(page)[-1].strip()[:30] == stopped.strip()[:30]
+        wait_for(lambda: bot_texts(page)[-1].strip()[:30] == stopped.strip()[:30], what="the stopped reply shown")
     finally:
         app.stop()
 
     # Restart the server on the same data dir: everything is still there.
     app = start_app(data)
     try:
-        page = browser.new_page()
-        page.goto(app.url)
-        page.wait_for_selector("#chat-input textarea")
+        page = open_app_page(browser, app.url)
         wait_for(lambda: LONG_PROMPT in user_texts(page), what="the chat after a restart")
         assert LONG_PROMPT[:20] in page.inner_text("#chat-list")
 
@@ -96,10 +99,8 @@ def test_chat_streams_stops_and_survives_reload_and_restart(tmp_path: Path, brow
 def test_sidebar_new_rename_delete(tmp_path: Path, browser) -> None:
     app = start_app(tmp_path / "data")
     try:
-        page = browser.new_page()
-        page.goto(app.url)
-        page.wait_for_selector("#chat-input textarea")
-        page.click("#new-chat")
+        page = open_app_page(browser, app.url)
+        new_chat(page)
         wait_for(lambda: "Hello! How can I help you today?" in " ".join(bot_texts(page)), what="greeting")
         wait_for(lambda: "New chat" in page.inner_text("#chat-list"), what="new chat listed")
 
@@ -107,19 +108,21 @@ def test_sidebar_new_rename_delete(tmp_path: Path, browser) -> None:
         page.click("#rename-chat")
         wait_for(lambda: "Dragon plans" in page.inner_text("#chat-list"), what="renamed chat")
 
-        page.click("#new-chat")
+        new_chat(page)
         wait_for(lambda: page.inner_text("#chat-list").count("New chat") == 1, what="second chat")
         # Open the first one again from the list.
         page.get_by_label("Dragon plans").check()
         wait_for(lambda: page.input_value("#rename-box textarea") == "Dragon plans", what="opened chat")
 
         # Delete asks for confirmation: dismissing keeps the chat, accepting removes it.
-        page.once("dialog", lambda d: d.dismiss())
+        page.answers.append(False)
         page.click("#delete-chat")
+        wait_for(lambda: len(page.dialogs) == 1, what="the confirm dialog")
         time.sleep(1)
         assert "Dragon plans" in page.inner_text("#chat-list")
-        page.once("dialog", lambda d: d.accept())
+        page.answers.append(True)
         page.click("#delete-chat")
+        wait_for(lambda: len(page.dialogs) == 2, what="the second confirm dialog")
         wait_for(lambda: "Dragon plans" not in page.inner_text("#chat-list"), what="chat deleted")
         page.reload()
         page.wait_for_selector("#chat-input textarea")

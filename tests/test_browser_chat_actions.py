@@ -13,6 +13,7 @@ from tests.browser_utils import (
     BOT,
     LIVE,
     bot_texts,
+    new_chat,
     reply_finished,
     send_message,
     user_texts,
@@ -76,13 +77,6 @@ def open_chat_id(page) -> int:  # type: ignore[no-untyped-def]
 def open_from_sidebar(page, title: str) -> None:  # type: ignore[no-untyped-def]
     page.locator("#chat-list").get_by_label(title, exact=True).first.check()  # the newest of that title
     wait_for(lambda: page.input_value("#rename-box textarea") == title, timeout=T, what=f"chat {title!r} opened")
-
-
-def new_chat(page) -> None:  # type: ignore[no-untyped-def]
-    before = page.evaluate("() => (document.querySelector('#chat-list input:checked') || {}).value || null")
-    page.click("#new-chat")
-    wait_for(lambda: page.evaluate("() => (document.querySelector('#chat-list input:checked') || {}).value || null") != before
-             and page.input_value("#rename-box textarea") == "New chat", timeout=T, what="a new chat")
 
 
 def stored_bot_texts(page) -> list[str] | None:  # type: ignore[no-untyped-def]
@@ -185,6 +179,7 @@ def test_continue_extends_the_same_reply(app, page) -> None:
     wait_for(lambda: (stored_bot_texts(page) or [])[1:] not in ([], [first]), timeout=T, what="the continued reply")
     assert reply_finished(page) and len(bot_texts(page)) == 2
     wait_for(lambda: "Message 3 of 3 · assistant · version 1/1" in page.inner_text("#message-info"), what="panel")
+    wait_for(lambda: len(bot_texts(page)[-1]) > len(first), what="the continued reply drawn")
     extended = bot_texts(page)[-1]
     assert len(extended) > len(first) and extended.startswith(first.rstrip()), (first, extended)
 
@@ -279,6 +274,7 @@ def test_export_then_import_ours_and_oobabooga(app, page, tmp_path: Path) -> Non
     ooba.write_text(json.dumps({"internal": pairs, "visible": pairs}), encoding="utf-8")
     page.set_input_files("#import-chat input[type=file]", str(ooba))
     wait_for(lambda: "Tell me about the oobaflower." in page.inner_text("#chat-list"), timeout=T, what="Oobabooga chat listed")
-    wait_for(lambda: user_texts(page) == ["Tell me about the oobaflower.", "And at dusk?"], what="Oobabooga messages shown")
-    assert bot_texts(page) == ["Greetings, traveller of Oobaland.", "The oobaflower blooms at dawn.", "It closes its petals."]
+    wait_for(lambda: user_texts(page) == ["Tell me about the oobaflower.", "And at dusk?"]
+             and bot_texts(page) == ["Greetings, traveller of Oobaland.", "The oobaflower blooms at dawn.", "It closes its petals."],
+             what="Oobabooga messages shown")
     assert page.input_value("#rename-box textarea") == "Tell me about the oobaflower."

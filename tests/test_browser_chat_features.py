@@ -9,13 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser_utils import new_chat, open_app_page, wait_for
 from tests.server_utils import served_app
 
 pytestmark = pytest.mark.browser
 
 SERAPHINA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cards" / "Seraphina.png"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 XSS = '<img src=x onerror="window.__xss=1;alert(1)"> <script>window.__xss=2;alert(2)</script> **bold**'
 T = 60_000  # ms; generous for a loaded 2-core machine
 
@@ -26,18 +25,10 @@ def app(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def page(app):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        pg = browser.new_page()
-        pg.dialogs = []  # type: ignore[attr-defined]
-        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))  # type: ignore[attr-defined]
-        pg.goto(app.url)
-        pg.wait_for_selector("#chat-input textarea", timeout=T)
-        yield pg
-        browser.close()
+def page(app, browser):  # type: ignore[no-untyped-def]
+    pg = open_app_page(browser, app.url, T / 1000)
+    yield pg
+    pg.close()
 
 
 def info(page) -> str:
@@ -66,7 +57,7 @@ def pick(page, dropdown: str, option: str) -> None:
 
 
 def test_regenerate_switch_version_edit_branch_and_no_html_execution(app, page) -> None:
-    page.click("#new-chat")
+    new_chat(page)
     send(page, "Say hello in five words.")
     wait_info(page, r"Message 3 of 3 · assistant · version 1/1")
     first = page.input_value("#edit-box textarea")
@@ -85,12 +76,14 @@ def test_regenerate_switch_version_edit_branch_and_no_html_execution(app, page) 
     page.click("#save-edit")
     page.wait_for_selector("#chatbot strong:has-text('bold')", timeout=T)
     send(page, XSS)  # the user's own text too
-    page.wait_for_timeout(500)
+    # (the chat is re-rendered from the database; a message's text can be drawn a moment later)
+    wait_for(lambda: '<img src=x onerror=' in page.inner_text("#chatbot"), timeout=T / 1000, what="the user's text shown")
     assert page.evaluate("window.__xss") is None
     assert page.dialogs == []  # type: ignore[attr-defined]
     assert page.locator("#chatbot img[src='x']").count() == 0
     assert page.locator("#chatbot script").count() == 0
     assert '<img src=x onerror=' in page.inner_text("#chatbot")  # shown as text, not dropped
+    assert page.evaluate("window.__xss") is None  # (looked at again once the text is drawn)
 
     # branch from the first user message: a new chat with the greeting and that message
     page.locator("#chatbot [data-testid='user']").first.click()
@@ -102,7 +95,7 @@ def test_regenerate_switch_version_edit_branch_and_no_html_execution(app, page) 
     # everything is in the database and survives a reload
     page.reload()
     page.wait_for_function("() => /\\(branch\\)/.test((document.querySelector('#chat-list') || {}).innerText || '')", timeout=T)
-    assert "Say hello in five words." in page.inner_text("#chatbot")
+    wait_for(lambda: "Say hello in five words." in page.inner_text("#chatbot"), timeout=T / 1000, what="the branch reopened")
 
 
 @pytest.mark.skipif(not SERAPHINA.is_file(), reason="shared Seraphina fixture not present")
@@ -116,20 +109,24 @@ def test_card_upload_then_persona_switch(app, page) -> None:
     page.fill("#persona-name input, #persona-name textarea", "Alice")
     page.fill("#persona-description textarea", "A botanist who loves ferns.")
     page.click("#save-persona")
-    page.wait_for_timeout(500)
+    page.get_by_text("Saved persona Alice.").first.wait_for(state="visible", timeout=T)
 
     page.get_by_role("tab", name="Chat").click()
     pick(page, "#chat-character", "Seraphina")
-    page.click("#new-chat")
+    new_chat(page)
     page.wait_for_function("() => /Seraphina/.test(document.querySelector('#chatbot').innerText)", timeout=T)
     assert "Creator's notes" in page.inner_text("#creator-notes")
     assert page.locator("#chatbot [class*=avatar] img").count() >= 1  # the card's picture is the avatar
 
     pick(page, "#chat-persona", "Alice")
-    page.wait_for_timeout(500)
     page.get_by_text("Prompt", exact=True).click()
-    page.click("#show-prompt")
-    page.wait_for_function("() => /Alice's persona/.test(document.querySelector('#prompt-view textarea').value)", timeout=T)
+
+    def prompt_names_alice() -> bool:  # Show prompt reads the chat's persona, stored by the pick's own event
+        page.click("#show-prompt")
+        page.wait_for_timeout(300)
+        return "Alice's persona" in page.input_value("#prompt-view textarea")
+
+    wait_for(prompt_names_alice, timeout=T / 1000, what="the prompt to use the persona Alice")
     prompt = page.input_value("#prompt-view textarea")
     assert "A botanist who loves ferns." in prompt and "OtisAlejandro" not in prompt  # creator notes never in a prompt
 

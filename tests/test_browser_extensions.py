@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import bot_texts, reply_finished, send_message, wait_for, wait_until_stable
+from tests.browser_utils import (
+    bot_texts,
+    new_chat,
+    open_app_page,
+    reply_finished,
+    send_message,
+    wait_for,
+    wait_until_stable,
+)
 from tests.server_utils import start_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -17,8 +25,7 @@ def test_enable_extension_change_param_and_see_it_in_the_reply(tmp_path: Path, b
     data = tmp_path / "data"
     app = start_app(data)
     try:
-        page = browser.new_page()
-        page.goto(app.url)
+        page = open_app_page(browser, app.url)
         page.get_by_role("tab", name="Extensions").click()
         page.locator("#ext-enabled-example input").check()
         wait_for(lambda: "example" in page.locator("#ext-order").inner_text(), what="example enabled")
@@ -47,7 +54,7 @@ def test_enable_extension_change_param_and_see_it_in_the_reply(tmp_path: Path, b
         page.get_by_role("tab", name="Chat").click()
         # A new chat: the first reply was stored upper-cased (output_modifier's text is what is kept),
         # and a small model shown an all-caps history tends to answer in capitals by itself.
-        page.click("#new-chat")
+        new_chat(page)
         wait_for(lambda: len(bot_texts(page)) == 1 and bot_texts(page)[0] != bot_texts(page)[0].upper(),
                  what="a new chat with only the greeting")
         send_message(page, "Say hello to me in one short sentence.")

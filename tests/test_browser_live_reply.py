@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import LIVE, open_app_page, reply_finished, send_message, user_texts, wait_for
+from tests.browser_utils import LIVE, new_chat, open_app_page, reply_finished, send_message, user_texts, wait_for
 from tests.server_utils import served_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -45,11 +45,11 @@ def page(app, browser):  # type: ignore[no-untyped-def]
     pg.close()
 
 
-def last_reply(data_dir: Path) -> tuple[int, str]:
-    """(version id, text) of the newest reply version in the database."""
+def last_reply(data_dir: Path) -> tuple[int, str, int]:
+    """(version id, text, complete) of the newest reply version in the database."""
     db = sqlite3.connect(data_dir / "webui.db")
     try:
-        return db.execute("select id, content from message_versions order by id desc limit 1").fetchone()
+        return db.execute("select id, content, complete from message_versions order by id desc limit 1").fetchone()
     finally:
         db.close()
 
@@ -68,11 +68,13 @@ def set_reply_length(page, max_new_tokens: int, ban_eos: bool) -> None:  # type:
 def finish_turn(page, text: str) -> None:  # type: ignore[no-untyped-def]
     send_message(page, text)
     wait_for(lambda: user_texts(page)[-1:] == [text], timeout=T, what="the user's message")
-    wait_for(lambda: "· assistant ·" in page.inner_text("#message-info") and reply_finished(page), timeout=T, what="the reply")
+    # (the message line of a new chat already names the greeting "· assistant ·": wait for the reply's own)
+    wait_for(lambda: "Message 3 of 3 · assistant" in page.inner_text("#message-info") and reply_finished(page),
+             timeout=T, what="the reply")
 
 
 def test_continue_shows_the_reply_in_the_bubble_with_markdown_and_no_html(app, page) -> None:
-    page.click("#new-chat")
+    new_chat(page)
     set_reply_length(page, 60, ban_eos=False)
     finish_turn(page, "Say hello.")
     # The reply becomes the payload (as a model could write it), then Continue streams it on in the bubble.
@@ -94,22 +96,23 @@ def test_continue_shows_the_reply_in_the_bubble_with_markdown_and_no_html(app, p
 
 def test_closing_the_tab_while_a_reply_streams_stops_the_model(app, browser) -> None:
     pg = open_app_page(browser, app.url, T)
-    pg.click("#new-chat")
+    new_chat(pg)
     set_reply_length(pg, 3000, ban_eos=True)
     send_message(pg, "Count from one to a thousand, one number per line.")
     wait_for(lambda: len(pg.evaluate(f"() => document.querySelector('{LIVE}').textContent.trim()")) > 20,
              timeout=T, what="the reply streaming")
     pg.close()
     wait_for(lambda: "abandoned by its reader" in app.log(), timeout=30, what="the server noticing the closed tab")
-    version, text = last_reply(app.data_dir)
+    # the log line comes first; the reply's last text is written (and marked complete) just after it
+    wait_for(lambda: last_reply(app.data_dir)[2] == 1, timeout=30, what="the cut-off reply stored as complete")
+    version, text, _ = last_reply(app.data_dir)
     time.sleep(2)
-    assert last_reply(app.data_dir) == (version, text)  # nothing is written any more: the model stopped
+    assert last_reply(app.data_dir) == (version, text, 1)  # nothing is written any more: the model stopped
     assert text.strip() and len(text.split()) < 2000
 
 
 def test_sending_again_while_a_reply_streams_moves_the_bubble_to_the_new_reply(app, page) -> None:
-    page.click("#new-chat")
-    wait_for(lambda: "Message 1 of 1" in page.inner_text("#message-info"), timeout=T, what="a new chat")
+    new_chat(page)
     set_reply_length(page, 200, ban_eos=False)
     send_message(page, "Write a long story about a castle.")
     live_text = f"() => document.querySelector('{LIVE}').textContent.trim()"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
 import re
+import threading
+from pathlib import Path
 
 from webui.chat.cards import discover_characters, save_character_yaml
 from webui.chat.character import Character
@@ -23,10 +23,14 @@ class CharacterLibrary:
         self.directories = directories
         self.errors: list[str] = []
         self._by_name: dict[str, Character] = {}
+        # Saves, deletes and reloads run one at a time: two overlapping reloads could otherwise finish
+        # in the wrong order and put back the older set of characters. Readers never wait.
+        self._writing = threading.RLock()
         self.reload()
 
     def reload(self) -> None:
-        self._by_name, self.errors = discover_characters(self.directories)
+        with self._writing:
+            self._by_name, self.errors = discover_characters(self.directories)
         for error in self.errors:
             log.warning("%s", error)
 
@@ -57,19 +61,21 @@ class CharacterLibrary:
         """
         if not character.name.strip():
             raise CharacterError("A character needs a name.")
-        save_character_yaml(character, self.user_path(character.name))
-        if replacing and replacing != character.name:
-            self._remove_user_files(replacing)
-        self.reload()
-        return self.get(character.name)
+        with self._writing:
+            save_character_yaml(character, self.user_path(character.name))
+            if replacing and replacing != character.name:
+                self._remove_user_files(replacing)
+            self.reload()
+            return self.get(character.name)
 
     def delete(self, name: str) -> None:
         """Delete a character saved in the user directory (shipped ones are read-only)."""
-        if not self._remove_user_files(name):
-            raise CharacterError(
-                f"{name!r} is not in {self.user_dir}, so it cannot be deleted here (shipped characters are read-only)."
-            )
-        self.reload()
+        with self._writing:
+            if not self._remove_user_files(name):
+                raise CharacterError(
+                    f"{name!r} is not in {self.user_dir}, so it cannot be deleted here (shipped characters are read-only)."
+                )
+            self.reload()
 
     def _remove_user_files(self, name: str) -> bool:
         char = self._by_name.get(name)

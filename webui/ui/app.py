@@ -5,8 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from webui.context import AppContext
-from webui.ui import extensions_tab
-from webui.ui import characters_tab, chat_tab, parameters_tab, model_tab
+from webui.ui import characters_tab, chat_tab, extensions_tab, model_tab, parameters_tab
 from webui.ui.live_reply import LiveReplies
 
 TITLE = "WebUI"

@@ -20,6 +20,7 @@ from webui.storage.repository import NotFound
 from webui.ui import chat_view as view
 from webui.ui import lorebook_editor
 from webui.ui.chat_tab import ChatComponents
+from webui.ui.events import ACTION, LOOKUP
 from webui.ui.lorebook_editor import lore_markdown
 from webui.ui.session import current_user_id
 
@@ -153,7 +154,7 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
                 *lorebook_editor.values(char)]
 
     form_outputs = [*c.fields, c.avatar, c.lore_info, *c.lorebook.outputs()]
-    c.choice.input(show, c.choice, form_outputs, queue=False)
+    c.choice.input(show, c.choice, form_outputs, **LOOKUP)
     lorebook_editor.wire(ctx, c.lorebook, c.choice, c.lore_info)
 
     def save(selected: str | None, avatar: Any, *values: Any) -> list[Any]:
@@ -165,7 +166,7 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
         gr.Info(f"Saved {char.name} to {ctx.characters.user_dir}.")
         return refresh_choices(char.name)
 
-    c.save_btn.click(save, [c.choice, c.avatar, *c.fields], [c.choice, chat.character], queue=False)
+    c.save_btn.click(save, [c.choice, c.avatar, *c.fields], [c.choice, chat.character], **ACTION)
 
     def duplicate(selected: str | None) -> list[Any]:
         if not selected or not ctx.characters.has(selected):
@@ -178,7 +179,7 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
         char = ctx.characters.save(base.model_copy(update={"name": name}))
         return [*refresh_choices(char.name), *show(char.name)]
 
-    c.duplicate_btn.click(duplicate, c.choice, [c.choice, chat.character, *form_outputs], queue=False)
+    c.duplicate_btn.click(duplicate, c.choice, [c.choice, chat.character, *form_outputs], **ACTION)
 
     def delete(selected: str | None) -> list[Any]:
         if not selected:
@@ -192,7 +193,7 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
 
     c.delete_btn.click(
         delete, c.choice, [c.choice, chat.character, *form_outputs],
-        js="(n) => { if (!confirm('Delete character ' + n + '?')) throw new Error('cancelled'); return n; }", queue=False,
+        js="(n) => { if (!confirm('Delete character ' + n + '?')) throw new Error('cancelled'); return n; }", **ACTION,
     )
 
     def upload(path: str | None) -> list[Any]:
@@ -207,7 +208,7 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
         gr.Info(f"Imported {char.name}.")
         return [*refresh_choices(char.name), *show(char.name), None]
 
-    c.upload.upload(upload, c.upload, [c.choice, chat.character, *form_outputs, c.upload], queue=False)
+    c.upload.upload(upload, c.upload, [c.choice, chat.character, *form_outputs, c.upload], **ACTION)
 
     def export(selected: str | None, kind: str) -> Any:
         if not selected or not ctx.characters.has(selected):
@@ -226,7 +227,7 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
             path.write_text(json.dumps(export_card_json(char, spec), ensure_ascii=False, indent=2), encoding="utf-8")  # type: ignore[arg-type]
         return gr.update(value=str(path), visible=True)
 
-    c.export_btn.click(export, [c.choice, c.export_kind], c.export_file, queue=False)
+    c.export_btn.click(export, [c.choice, c.export_kind], c.export_file, **ACTION)
 
     # -- personas ----------------------------------------------------------------------
     def persona_names(uid: int | None) -> list[str]:
@@ -236,7 +237,7 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
         rec = ctx.personas.get(name or "", current_user_id(ctx, request)) if ctx.personas else None
         return [rec.name if rec else "", rec.description if rec else "", _image(rec.avatar if rec else None)]
 
-    c.persona_choice.input(show_persona, c.persona_choice, [c.persona_name, c.persona_description, c.persona_avatar], queue=False)
+    c.persona_choice.input(show_persona, c.persona_choice, [c.persona_name, c.persona_description, c.persona_avatar], **LOOKUP)
 
     def save_persona(name: str, description: str, avatar: Any, request: gr.Request) -> list[Any]:
         uid = current_user_id(ctx, request)
@@ -250,7 +251,7 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
         return [gr.update(choices=persona_names(uid), value=rec.name), gr.update(choices=view.persona_choices(ctx, uid))]
 
     c.persona_save_btn.click(save_persona, [c.persona_name, c.persona_description, c.persona_avatar],
-                             [c.persona_choice, chat.persona], queue=False)
+                             [c.persona_choice, chat.persona], **ACTION)
 
     def delete_persona(name: str | None, request: gr.Request) -> list[Any]:
         uid = current_user_id(ctx, request)
@@ -264,10 +265,10 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
 
     c.persona_delete_btn.click(delete_persona, c.persona_choice,
                                [c.persona_choice, chat.persona, c.persona_name, c.persona_description, c.persona_avatar],
-                               queue=False)
+                               **ACTION)
 
     def on_load(request: gr.Request) -> Any:
         return gr.update(choices=persona_names(current_user_id(ctx, request)))
 
-    demo.load(on_load, None, c.persona_choice, queue=False)
+    demo.load(on_load, None, c.persona_choice, **LOOKUP)
 

@@ -16,6 +16,7 @@ from webui.errors import UserFacingError
 from webui.storage.repository import NotFound
 from webui.ui import chat_view as view
 from webui.ui.chat_tab import ChatComponents, model_markdown, open_outputs, open_values
+from webui.ui.events import ACTION, LOOKUP
 from webui.ui.session import current_user_id
 
 
@@ -28,7 +29,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
         current = choices[0][1] if choices else None
         return [gr.update(choices=choices, value=current), model_markdown(ctx), *open_values(ctx, c, current, uid)]
 
-    demo.load(on_load, None, [c.chat_list, c.model_info, *outs], queue=False)
+    demo.load(on_load, None, [c.chat_list, c.model_info, *outs], **LOOKUP)
 
     def open_chat(selected: int | None, request: gr.Request) -> list[Any]:
         uid = current_user_id(ctx, request)
@@ -37,7 +38,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
         except NotFound:
             raise gr.Error("That chat no longer exists.") from None
 
-    c.chat_list.input(open_chat, c.chat_list, outs, queue=False)
+    c.chat_list.input(open_chat, c.chat_list, outs, **ACTION)
 
     def new_chat(character: str, persona: str, mode: str, greeting: Any, request: gr.Request) -> list[Any]:
         uid = current_user_id(ctx, request)
@@ -49,7 +50,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
             raise gr.Error(str(exc)) from exc
         return [gr.update(choices=view.chat_choices(ctx, uid), value=conv.id), *open_values(ctx, c, conv.id, uid)]
 
-    c.new_btn.click(new_chat, [c.character, c.persona, c.mode, c.greeting], [c.chat_list, *outs], queue=False)
+    c.new_btn.click(new_chat, [c.character, c.persona, c.mode, c.greeting], [c.chat_list, *outs], **ACTION)
 
     def rename(conv_id: int | None, title: str, request: gr.Request) -> Any:
         if conv_id is None:
@@ -58,8 +59,8 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
         ctx.repo.rename_conversation(conv_id, title, uid)
         return gr.update(choices=view.chat_choices(ctx, uid), value=conv_id)
 
-    c.rename_btn.click(rename, [c.conv_id, c.rename_box], c.chat_list, queue=False)
-    c.rename_box.submit(rename, [c.conv_id, c.rename_box], c.chat_list, queue=False)
+    c.rename_btn.click(rename, [c.conv_id, c.rename_box], c.chat_list, **ACTION)
+    c.rename_box.submit(rename, [c.conv_id, c.rename_box], c.chat_list, **ACTION)
 
     def delete(conv_id: int | None, request: gr.Request) -> list[Any]:
         uid = current_user_id(ctx, request)
@@ -77,7 +78,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
         c.conv_id,
         [c.chat_list, *outs],
         js="(id) => { if (!confirm('Delete this chat? This cannot be undone.')) throw new Error('cancelled'); return id; }",
-        queue=False,
+        **ACTION,
     )
 
     def search(query: str, request: gr.Request) -> Any:
@@ -88,8 +89,9 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
         label = f"Found in {len({h.conversation_id for h in hits})} chat(s)" if hits else "No message contains that"
         return gr.update(choices=choices, value=None, visible=True, label=label)
 
-    c.search_box.submit(search, c.search_box, c.search_results, queue=False)
-    c.search_box.change(search, c.search_box, c.search_results, queue=False, trigger_mode="always_last")
+    c.search_box.submit(search, c.search_box, c.search_results, **LOOKUP)
+    c.search_box.change(search, c.search_box, c.search_results, **LOOKUP, trigger_mode="always_last")
+
     def open_found(selected: int | None, request: gr.Request) -> list[Any]:
         return [gr.update(value=selected), *open_chat(selected, request)]
 
@@ -97,7 +99,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
         open_found,
         c.search_results,
         [c.chat_list, *outs],
-        queue=False,
+        **ACTION,
     )
 
     def export(conv_id: int | None, request: gr.Request) -> Any:
@@ -109,7 +111,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
         path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
         return gr.update(value=str(path), visible=True)
 
-    c.export_btn.click(export, c.conv_id, c.export_file, queue=False)
+    c.export_btn.click(export, c.conv_id, c.export_file, **ACTION)
 
     def import_chat(data: bytes | None, request: gr.Request) -> list[Any]:
         if not data:
@@ -125,4 +127,4 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
         gr.Info(f"Imported {len(parsed['messages'])} messages as “{conv.title}”.")
         return [gr.update(choices=view.chat_choices(ctx, uid), value=conv.id), *open_values(ctx, c, conv.id, uid), None]
 
-    c.import_file.upload(import_chat, c.import_file, [c.chat_list, *outs, c.import_file], queue=False)
+    c.import_file.upload(import_chat, c.import_file, [c.chat_list, *outs, c.import_file], **ACTION)

@@ -10,6 +10,7 @@ from webui.context import AppContext
 from webui.storage.repository import NotFound
 from webui.ui import chat_view as view
 from webui.ui.chat_tab import ChatComponents, message_panel, open_outputs, open_values
+from webui.ui.events import ACTION, LOOKUP
 from webui.ui.parameters_tab import ParamComponents
 from webui.ui.session import current_user_id
 
@@ -36,7 +37,7 @@ def wire(ctx: AppContext, c: ChatComponents, params: ParamComponents) -> None:
         msgs = ctx.repo.messages(conv_id, uid) if conv_id is not None else []
         return [index, *message_panel(msgs, index)]
 
-    c.chatbot.select(select, c.conv_id, [c.selected, c.message_info, c.edit_box], queue=False)
+    c.chatbot.select(select, c.conv_id, [c.selected, c.message_info, c.edit_box], **LOOKUP)
 
     def switch(step: int):  # type: ignore[no-untyped-def]
         def run(conv_id: int | None, selected: int | None, request: gr.Request) -> list[Any]:
@@ -50,8 +51,8 @@ def wire(ctx: AppContext, c: ChatComponents, params: ParamComponents) -> None:
 
         return run
 
-    c.prev_btn.click(switch(-1), [c.conv_id, c.selected], panel_outputs, queue=False)
-    c.next_btn.click(switch(+1), [c.conv_id, c.selected], panel_outputs, queue=False)
+    c.prev_btn.click(switch(-1), [c.conv_id, c.selected], panel_outputs, **ACTION)
+    c.next_btn.click(switch(+1), [c.conv_id, c.selected], panel_outputs, **ACTION)
 
     def save_edit(conv_id: int | None, selected: int | None, text: str, request: gr.Request) -> list[Any]:
         uid = current_user_id(ctx, request)
@@ -59,7 +60,7 @@ def wire(ctx: AppContext, c: ChatComponents, params: ParamComponents) -> None:
         ctx.repo.edit_message(msgs[idx].id, text, uid)
         return refreshed(conv_id, idx, uid)  # type: ignore[arg-type]
 
-    c.save_edit_btn.click(save_edit, [c.conv_id, c.selected, c.edit_box], panel_outputs, queue=False)
+    c.save_edit_btn.click(save_edit, [c.conv_id, c.selected, c.edit_box], panel_outputs, **ACTION)
 
     def delete_message(conv_id: int | None, selected: int | None, request: gr.Request) -> list[Any]:
         uid = current_user_id(ctx, request)
@@ -72,7 +73,7 @@ def wire(ctx: AppContext, c: ChatComponents, params: ParamComponents) -> None:
         [c.conv_id, c.selected],
         [c.selected, *panel_outputs],
         js="(a, b) => { if (!confirm('Delete this message?')) throw new Error('cancelled'); return [a, b]; }",
-        queue=False,
+        **ACTION,
     )
 
     def branch(conv_id: int | None, selected: int | None, request: gr.Request) -> list[Any]:
@@ -85,4 +86,4 @@ def wire(ctx: AppContext, c: ChatComponents, params: ParamComponents) -> None:
         gr.Info(f"Branched into “{conv.title}”.")
         return [gr.update(choices=view.chat_choices(ctx, uid), value=conv.id), *open_values(ctx, c, conv.id, uid)]
 
-    c.branch_btn.click(branch, [c.conv_id, c.selected], [c.chat_list, *open_outputs(c)], queue=False)
+    c.branch_btn.click(branch, [c.conv_id, c.selected], [c.chat_list, *open_outputs(c)], **ACTION)

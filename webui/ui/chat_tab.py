@@ -19,6 +19,7 @@ from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
 from webui.storage.repository import NotFound
 from webui.ui import chat_view as view
+from webui.ui.events import ACTION, LOOKUP
 from webui.ui.live_reply import HIDE_JS, LIVE_HTML, STREAM_JS, LiveReplies
 from webui.ui.parameters_tab import ParamComponents, to_params
 from webui.ui.session import current_user_id, session_key
@@ -240,7 +241,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
             creator_notes_markdown(ctx, name),
         ]
 
-    c.character.input(set_character, [c.conv_id, c.character], [c.chatbot, c.greeting, c.creator_notes], queue=False)
+    c.character.input(set_character, [c.conv_id, c.character], [c.chatbot, c.greeting, c.creator_notes], **ACTION)
 
     def setter(key: str) -> Callable[..., Any]:
         @_handle_errors
@@ -257,7 +258,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
         return set_value
 
     for key, comp in (("persona", c.persona), ("mode", c.mode), ("template", c.template), ("greeting", c.greeting)):
-        comp.input(setter(key), [c.conv_id, comp], c.chatbot, queue=False)
+        comp.input(setter(key), [c.conv_id, comp], c.chatbot, **ACTION)
 
     # -- send ---------------------------------------------------------------------------
     def ensure_chat(conv_id: int | None, uid: int | None, character: str, persona: str, mode: str, greeting: Any) -> int:
@@ -332,21 +333,23 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
         shown, then the live bubble is hidden."""
         (
             begun.success(None, c.live_token, None, js=STREAM_JS)
-            .then(after_turn, [c.conv_id, c.live_token], after_outputs, show_progress="hidden")  # queued: its warning shows
+            # queued, so its warning shows; "always_last": a reply that ends while the previous turn's
+            # after_turn runs gets its own run afterwards (Gradio's default "once" would drop it)
+            .then(after_turn, [c.conv_id, c.live_token], after_outputs, show_progress="hidden", trigger_mode="always_last")
             .then(None, None, None, js=HIDE_JS)
         )
 
     for trigger in (c.send_btn.click, c.textbox.submit):
         stream_then_show(trigger(
             prepare, [c.conv_id, c.textbox, c.character, c.persona, c.mode, c.greeting, c.start_with, *p_inputs],
-            [c.chatbot, c.textbox, c.conv_id, c.live_token], queue=False, show_progress="hidden",
+            [c.chatbot, c.textbox, c.conv_id, c.live_token], show_progress="hidden",
         ))
 
     # -- regenerate / continue / impersonate ------------------------------------------------
     stream_then_show(c.regenerate_btn.click(
-        begin_regenerate, [c.conv_id, c.start_with, *p_inputs], [c.chatbot, c.live_token], queue=False, show_progress="hidden"))
+        begin_regenerate, [c.conv_id, c.start_with, *p_inputs], [c.chatbot, c.live_token], show_progress="hidden"))
     stream_then_show(c.continue_btn.click(
-        begin_continue, [c.conv_id, *p_inputs], [c.chatbot, c.live_token], queue=False, show_progress="hidden"))
+        begin_continue, [c.conv_id, *p_inputs], [c.chatbot, c.live_token], show_progress="hidden"))
 
     @_handle_errors
     def impersonate(conv_id: int | None, text: str, request: gr.Request, *pvals: Any) -> Iterator[str]:
@@ -364,7 +367,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
     def stop(request: gr.Request) -> None:
         ctx.chat.stop(session_key(request))
 
-    c.stop_btn.click(stop, None, None, queue=False)
+    c.stop_btn.click(stop, None, None, **LOOKUP)  # never waits behind the queue
 
     @_handle_errors
     def show_prompt(conv_id: int | None, request: gr.Request, *pvals: Any) -> str:
@@ -372,4 +375,4 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
             raise gr.Error("Open a chat first.")
         return ctx.chat.show_prompt(conv_id, to_params(pvals), current_user_id(ctx, request)).prompt
 
-    c.show_prompt_btn.click(show_prompt, [c.conv_id, *p_inputs], c.prompt_view)
+    c.show_prompt_btn.click(show_prompt, [c.conv_id, *p_inputs], c.prompt_view, **ACTION)

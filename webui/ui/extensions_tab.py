@@ -18,6 +18,7 @@ import gradio as gr
 from webui.context import AppContext
 from webui.errors import UserFacingError
 from webui.plugins import ExtensionError, ParamError
+from webui.ui.events import ACTION, LOOKUP
 from webui.ui.extension_params import from_component, param_component
 
 log = logging.getLogger(__name__)
@@ -195,8 +196,8 @@ def wire(ctx: AppContext, c: ExtensionsComponents, demo: gr.Blocks) -> None:
                 *[gr.update(value=n in enabled) for n in names],
                 *[gr.update(visible=n in enabled) for n in area_names]]
 
-    demo.load(snapshot, None, outputs, queue=False)
-    c.refresh.click(snapshot, None, outputs, queue=False)
+    demo.load(snapshot, None, outputs, **LOOKUP)
+    c.refresh.click(snapshot, None, outputs, **LOOKUP)
 
     for panel in c.panels:
         name = panel.name
@@ -211,7 +212,7 @@ def wire(ctx: AppContext, c: ExtensionsComponents, demo: gr.Blocks) -> None:
                 gr.Warning(str(exc))
             return snapshot()
 
-        panel.enabled.input(toggle, panel.enabled, outputs, queue=False)
+        panel.enabled.input(toggle, panel.enabled, outputs, **ACTION)
 
         def move(delta: int, name: str = name) -> list[Any]:
             order = ctx.extensions.enabled()
@@ -222,8 +223,8 @@ def wire(ctx: AppContext, c: ExtensionsComponents, demo: gr.Blocks) -> None:
                 ctx.extensions.set_enabled(order)
             return snapshot()
 
-        panel.up.click(lambda n=name: move(-1, n), None, outputs, queue=False)
-        panel.down.click(lambda n=name: move(1, n), None, outputs, queue=False)
+        panel.up.click(lambda n=name: move(-1, n), None, outputs, **ACTION)
+        panel.down.click(lambda n=name: move(1, n), None, outputs, **ACTION)
 
         specs = ctx.extensions.param_specs(name)
         for key, comp in panel.params.items():
@@ -238,7 +239,7 @@ def wire(ctx: AppContext, c: ExtensionsComponents, demo: gr.Blocks) -> None:
                     current = ctx.extensions.get_params(name)[key]
                     return gr.update(value=_shown(current, kind))
 
-            comp.change(change, comp, comp, queue=False)
+            comp.change(change, comp, comp, **ACTION)
 
         param_comps = list(panel.params.values())
         if param_comps:
@@ -248,7 +249,7 @@ def wire(ctx: AppContext, c: ExtensionsComponents, demo: gr.Blocks) -> None:
                 values = ctx.extensions.get_params(name)
                 return [_shown(values[k], "choice" if specs[k].choices is not None else specs[k].type) for k in keys]
 
-            panel.reset.click(reset, None, param_comps, queue=False)
+            panel.reset.click(reset, None, param_comps, **ACTION)
 
 
 def _shown(value: Any, kind: str) -> Any:

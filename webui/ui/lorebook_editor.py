@@ -9,12 +9,14 @@ An edit changes only the fields the form shows: an entry's ``extensions`` (Silly
 per-entry settings), its ``id`` and any unknown fields stay as they were. Keys left as shown keep
 their exact list (so a key holding a comma survives). Bad input (no keys on an entry that is not
 constant, a number that is not whole, an invalid regular expression) gets a warning and changes
-nothing, neither on disk nor in the form.
+nothing, neither on disk nor in the form. The line under the form keeps the outcome of the last Save or
+Delete in view (the toast fades).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ import gradio as gr
 from webui.chat.character import Character, Lorebook, LorebookEntry
 from webui.context import AppContext
 from webui.errors import UserFacingError
+from webui.ui.events import LOOKUP
 
 POSITIONS = ["before_char", "after_char"]
 # The entry form, in order: (LorebookEntry field, kind). Kinds: text, keys, bool, int, opt_int, position.
@@ -212,14 +215,22 @@ def lore_markdown(char: Character | None) -> str:
     return f"Lorebook: {n} entr{'y' if n == 1 else 'ies'} (kept on save and export)."
 
 
-def entry_info(char: Character | None, index: int | None) -> str:
+def entry_info(char: Character | None, index: int | None, status: str = "") -> str:
+    """The line under the entry form; ``status``: how the last Save or Delete went (kept in view,
+    where a toast fades)."""
     if char is None:
-        return "Choose or save a character to edit its lorebook."
-    if index is None:
-        return "New entry: fill it in and press *Save entry*."
-    entry = char.character_book.entries[index]  # type: ignore[union-attr]
-    kept = ", ".join(sorted(entry.extensions)) or "none"
-    return f"Entry {index + 1} of {len(char.character_book.entries)} · id {entry.id} · extensions kept: {kept}"  # type: ignore[union-attr]
+        line = "Choose or save a character to edit its lorebook."
+    elif index is None:
+        line = "New entry: fill it in and press *Save entry*."
+    else:
+        entry = char.character_book.entries[index]  # type: ignore[union-attr]
+        kept = ", ".join(sorted(entry.extensions)) or "none"
+        line = f"Entry {index + 1} of {len(char.character_book.entries)} · id {entry.id} · extensions kept: {kept}"  # type: ignore[union-attr]
+    return f"{line}  \n{status}" if status else line
+
+
+def not_saved(message: str) -> str:
+    return f"**Not saved:** {message}"
 
 
 def _snapshot(entry: LorebookEntry | None) -> dict[str, Any] | None:
@@ -292,7 +303,7 @@ def build() -> LorebookComponents:
                               entry_choice, new_btn, entry_fields, info, save_btn, delete_btn, loaded)
 
 
-def _entry_updates(char: Character | None, index: int | None) -> list[Any]:
+def _entry_updates(char: Character | None, index: int | None, status: str = "") -> list[Any]:
     """Dropdown, entry fields, info and snapshot for entry ``index`` of ``char`` (None: a new entry)."""
     book = char.character_book if char else None
     entry = book.entries[index] if book is not None and index is not None else None
@@ -300,7 +311,7 @@ def _entry_updates(char: Character | None, index: int | None) -> list[Any]:
     pos = values[-1]
     values[-1] = gr.update(value=pos, choices=POSITIONS if pos in POSITIONS else [*POSITIONS, pos])
     choice = gr.update(choices=entry_choices(book), value=None if index is None else str(index))
-    return [choice, *values, entry_info(char, index), _snapshot(entry)]
+    return [choice, *values, entry_info(char, index, status), _snapshot(entry)]
 
 
 def values(char: Character | None) -> list[Any]:
@@ -313,7 +324,20 @@ def wire(ctx: AppContext, c: LorebookComponents, choice: gr.Dropdown, lore_info:
     """``choice``: the Characters tab's character dropdown; ``lore_info``: its lorebook summary."""
     n_entry = 1 + len(c.entry_fields) + 2  # dropdown, fields, info, snapshot
     entry_outputs = [c.entry_choice, *c.entry_fields, c.entry_info, c.loaded, lore_info]
-    unchanged = [gr.update()] * len(entry_outputs)
+    info_at = entry_outputs.index(c.entry_info)
+
+    def refused(message: str, selected: str | None, index: str | None) -> list[Any]:
+        """A Save or Delete that changed nothing: a warning, and the reason under the form; the form
+        itself is left as the user typed it."""
+        gr.Warning(message)
+        shown = [gr.update()] * len(entry_outputs)
+        char = saved_character(selected)
+        i = int(index) if index not in (None, "") and char and char.character_book else None
+        if char is not None and i is not None and i < len(char.character_book.entries):  # type: ignore[union-attr]
+            shown[info_at] = entry_info(char, i, not_saved(message))
+        else:
+            shown[info_at] = entry_info(char, None, not_saved(message))
+        return shown
 
     def saved_character(selected: str | None) -> Character | None:
         return ctx.characters.get(selected) if selected and ctx.characters.has(selected) else None
@@ -332,14 +356,13 @@ def wire(ctx: AppContext, c: LorebookComponents, choice: gr.Dropdown, lore_info:
                                      "Pick the entry again; your text is still in the form.")
         return char, i
 
-    def store(char: Character, index: int | None, message: str) -> list[Any]:
+    def store(char: Character, index: int | None, message: str, selected: str | None, opened: str | None) -> list[Any]:
         try:
             saved = ctx.characters.save(char)
         except UserFacingError as exc:  # e.g. the data dir is not writable: keep the form as it is
-            gr.Warning(str(exc))
-            return unchanged
+            return refused(str(exc), selected, opened)
         gr.Info(message)
-        return [*_entry_updates(saved, index), lore_markdown(saved)]
+        return [*_entry_updates(saved, index, f"{message} ({time.strftime('%H:%M:%S')})"), lore_markdown(saved)]
 
     def open_entry(selected: str | None, index: str | None) -> list[Any]:
         char = saved_character(selected)
@@ -348,12 +371,12 @@ def wire(ctx: AppContext, c: LorebookComponents, choice: gr.Dropdown, lore_info:
             return _entry_updates(char, None)
         return _entry_updates(char, i)
 
-    c.entry_choice.input(open_entry, [choice, c.entry_choice], entry_outputs[:n_entry], queue=False)
+    c.entry_choice.input(open_entry, [choice, c.entry_choice], entry_outputs[:n_entry], **LOOKUP)
 
     def new_entry(selected: str | None) -> list[Any]:
         return _entry_updates(saved_character(selected), None)
 
-    c.new_btn.click(new_entry, choice, entry_outputs[:n_entry], queue=False)
+    c.new_btn.click(new_entry, choice, entry_outputs[:n_entry], **LOOKUP)
 
     def save_entry(selected: str | None, index: str | None, loaded: dict | None, *form: Any) -> list[Any]:
         try:
@@ -361,11 +384,10 @@ def wire(ctx: AppContext, c: LorebookComponents, choice: gr.Dropdown, lore_info:
             base = char.character_book.entries[i] if i is not None else None  # type: ignore[union-attr]
             entry = entry_from_form(base, list(form), new_id=next_entry_id(char.character_book))
         except LorebookInputError as exc:
-            gr.Warning(str(exc))
-            return unchanged
+            return refused(str(exc), selected, index)
         char = with_entry(char, i, entry)
         i = i if i is not None else len(char.character_book.entries) - 1  # type: ignore[union-attr]
-        return store(char, i, f"Saved lorebook entry {i + 1} ({entry_title(entry)}) in {char.name}.")
+        return store(char, i, f"Saved lorebook entry {i + 1} ({entry_title(entry)}) in {char.name}.", selected, index)
 
     c.save_btn.click(save_entry, [choice, c.entry_choice, c.loaded, *c.entry_fields], entry_outputs, **WRITE)
 
@@ -375,12 +397,12 @@ def wire(ctx: AppContext, c: LorebookComponents, choice: gr.Dropdown, lore_info:
             if i is None:
                 raise LorebookInputError("Pick an entry to delete (a new entry is not saved yet).")
         except LorebookInputError as exc:
-            gr.Warning(str(exc))
-            return unchanged
+            return refused(str(exc), selected, index)
         title = entry_title(char.character_book.entries[i])  # type: ignore[union-attr]
         left = without_entry(char, i)
         n = len(left.character_book.entries) if left.character_book else 0
-        return store(left, min(i, n - 1) if n else None, f"Deleted lorebook entry {i + 1} ({title}) from {char.name}.")
+        return store(left, min(i, n - 1) if n else None, f"Deleted lorebook entry {i + 1} ({title}) from {char.name}.",
+                     selected, index)
 
     c.delete_btn.click(delete_entry, [choice, c.entry_choice, c.loaded], entry_outputs, js=CONFIRM_DELETE_JS, **WRITE)
 

@@ -21,6 +21,7 @@ from webui.engine.model_settings import ModelSettingsStore, load_and_remember
 from webui.engine.options import LOADERS, OPTIONS, Option, defaults
 from webui.engine.protocol import ModelSpec
 from webui.errors import UserFacingError
+from webui.ui.events import LOOKUP
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,8 @@ def build_and_wire(ctx: AppContext, demo: gr.Blocks, model_info: gr.Markdown | N
     def on_page_load() -> tuple[Any, ...]:
         return refresh(ctx.engine.spec.path if ctx.engine.spec else None), status_markdown(ctx)
 
-    demo.load(on_page_load, None, [model_dd, status], queue=False)
-    refresh_btn.click(refresh, model_dd, model_dd, queue=False)
+    demo.load(on_page_load, None, [model_dd, status], **LOOKUP)
+    refresh_btn.click(refresh, model_dd, model_dd, **LOOKUP)
 
     def on_select(path: str | None) -> list[Any]:
         """Show the loader and options this model last loaded with (or its defaults)."""
@@ -139,13 +140,13 @@ def build_and_wire(ctx: AppContext, demo: gr.Blocks, model_info: gr.Markdown | N
         url = gr.update(visible=True, value=path) if loader == "remote" else gr.update(visible=False)
         return [gr.update(value=loader), url, *updates]
 
-    model_dd.input(on_select, model_dd, [loader_radio, url_box, *components], queue=False)
+    model_dd.input(on_select, model_dd, [loader_radio, url_box, *components], **LOOKUP)
 
     def on_loader(loader: str, quant: str) -> list[Any]:
         return [gr.update(visible=loader == "remote"), *_visibility(loader, quant)]
 
-    loader_radio.input(on_loader, [loader_radio, quant_component], [url_box, *components], queue=False)
-    quant_component.input(on_loader, [loader_radio, quant_component], [url_box, *components], queue=False)
+    loader_radio.input(on_loader, [loader_radio, quant_component], [url_box, *components], **LOOKUP)
+    quant_component.input(on_loader, [loader_radio, quant_component], [url_box, *components], **LOOKUP)
 
     # -- load / unload -----------------------------------------------------------------
     def on_load(path: str | None, loader: str, url: str, *values: Any) -> list[Any]:
@@ -165,7 +166,7 @@ def build_and_wire(ctx: AppContext, demo: gr.Blocks, model_info: gr.Markdown | N
             load_and_remember(ctx.engine, spec, store)
         except UserFacingError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        except Exception as exc:  # noqa: BLE001 - the user gets one line; the log keeps the traceback
+        except Exception as exc:
             log.exception("loading %s failed", target)
             raise gr.Error(f"Loading failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
                            print_exception=False) from None

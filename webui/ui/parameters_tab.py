@@ -12,6 +12,7 @@ from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
 from webui.generation.presets import PresetError, params_from_values
 from webui.generation.support import unsupported
+from webui.ui.events import ACTION, LOOKUP
 from webui.ui.extension_params import sampler_components, samplers_from_values, to_text
 
 # (field, component factory). Order = the order of ``ParamComponents.inputs``.
@@ -123,7 +124,7 @@ def build(ctx: AppContext) -> ParamComponents:
 
 
 def wire(ctx: AppContext, c: ParamComponents, demo: gr.Blocks) -> None:
-    demo.load(lambda: support_markdown(ctx), None, c.support, queue=False)
+    demo.load(lambda: support_markdown(ctx), None, c.support, **LOOKUP)
 
     def load(name: str | None) -> list[Any]:
         if not name or ctx.presets is None:
@@ -135,7 +136,7 @@ def wire(ctx: AppContext, c: ParamComponents, demo: gr.Blocks) -> None:
         gr.Info(f"Loaded preset {name}.")
         return from_params(params)
 
-    c.load_btn.click(load, c.preset, c.inputs[: len(FIELD_NAMES)], queue=False)
+    c.load_btn.click(load, c.preset, c.inputs[: len(FIELD_NAMES)], **ACTION)
 
     def save(name: str, *values: Any) -> Any:
         if ctx.presets is None:
@@ -147,7 +148,7 @@ def wire(ctx: AppContext, c: ParamComponents, demo: gr.Blocks) -> None:
         gr.Info(f"Saved preset {name.strip()}.")
         return gr.update(choices=ctx.presets.names(), value=name.strip())
 
-    c.save_btn.click(save, [c.preset_name, *c.inputs], c.preset, queue=False)
+    c.save_btn.click(save, [c.preset_name, *c.inputs], c.preset, **ACTION)
 
     def delete(name: str | None) -> Any:
         if not name or ctx.presets is None:
@@ -164,5 +165,5 @@ def wire(ctx: AppContext, c: ParamComponents, demo: gr.Blocks) -> None:
         c.preset,
         c.preset,
         js="(n) => { if (!confirm('Delete preset ' + n + '?')) throw new Error('cancelled'); return n; }",
-        queue=False,
+        **ACTION,
     )
