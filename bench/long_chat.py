@@ -11,11 +11,13 @@ own slowdown when its prompt is longer (attention over the context; on this 135M
 tokens, decode runs at ~0.4 of its short-prompt speed in raw llama.cpp). So for each setting the
 script also measures raw llama.cpp decode with the same long prompt ÷ a one-message prompt, and
 prints the UI's own ratio = browser ratio ÷ raw model ratio, split into the server's share (the
-page's requests made without a browser) and the rendering's share. Replies are capped at
-``MAX_NEW_TOKENS`` everywhere. Two settings: truncation_length 1024 (the long chat's prompt is cut to
+page's requests made without a browser) and the rendering's share. Every reply is exactly
+``MAX_NEW_TOKENS`` long (end of text banned) and drawn with one fixed seed, in the browser, without it
+and in raw llama.cpp: decode slows as a reply grows, so replies that end early at random would read
+as faster and add noise to each median. Two settings: truncation_length 1024 (the long chat's prompt is cut to
 its latest ~820 tokens) and the full context (~3.9k tokens).
 
-    python bench/long_chat.py [--messages 200] [--rounds 2]
+    python bench/long_chat.py [--messages 200] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from webui.storage.repository import ChatRepository  # noqa: E402
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 MAX_NEW_TOKENS = 200
+SEED = 1
 CONTEXT = 4096  # the embedded model's n_ctx in the app (options.py)
 MEASURE_JS = """
 () => { window.__measure = new Promise(resolve => {
@@ -92,7 +95,8 @@ def protocol_rate(url: str, conv_id: int | None, truncation: int, count: Callabl
         ui.run("new_chat")
     else:
         ui.run("open_chat", {"chat-list": conv_id})
-    values = {"chat-input": PROMPT, "param-truncation_length": truncation, "param-max_new_tokens": MAX_NEW_TOKENS}
+    values = {"chat-input": PROMPT, "param-truncation_length": truncation, "param-max_new_tokens": MAX_NEW_TOKENS,
+              "param-seed": SEED, "param-ban_eos_token": True}
     stamps: list[tuple[float, str]] = []
     for now, event in ui.live_reply("prepare", values):
         text = html_text(event.get("html", "")).strip()
@@ -114,10 +118,11 @@ def measure(page, count: Callable[[str], int]) -> float:  # type: ignore[no-unty
 
 def set_params(page, truncation: int) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("tab", name="Parameters").click()
-    for name, value in (("truncation_length", truncation), ("max_new_tokens", MAX_NEW_TOKENS)):
+    for name, value in (("truncation_length", truncation), ("max_new_tokens", MAX_NEW_TOKENS), ("seed", SEED)):
         box = page.locator(f"#param-{name} input[type=number]")
         box.fill(str(value))
         box.press("Enter")
+    page.locator("#param-ban_eos_token input").set_checked(True)
     page.get_by_role("tab", name="Chat").click()
 
 
@@ -155,7 +160,7 @@ def raw_model_ratio(data_dir: Path, max_prompt_tokens: int) -> tuple[float, int]
     from llama_cpp import Llama
 
     from webui.engine.catalog import embedded_model_path
-    from webui.engine.llamacpp_backend import default_threads
+    from webui.engine.llamacpp_backend import default_threads, eog_token_ids
 
     repo = ChatRepository(open_database(sqlite_url(data_dir)))
     conv = next(c for c in repo.list_conversations() if c.title == long_chat_title(0))
@@ -169,12 +174,14 @@ def raw_model_ratio(data_dir: Path, max_prompt_tokens: int) -> tuple[float, int]
     while len(llm.tokenize(prompts["long"].encode(), special=True)) > max_prompt_tokens:
         history = history[2:]
         prompts["long"] = fmt(messages=[*history, ask]).prompt
+    no_end = {token: float("-inf") for token in eog_token_ids(llm)}  # as the app's ban_eos_token does
     ratios = []
     for _ in range(3):  # interleaved rounds; the median of per-round ratios (this machine is noisy)
         rates = {}
         for name, prompt in prompts.items():
             llm.reset()
-            stamps = [time.perf_counter() for _ in llm.create_completion(prompt, max_tokens=MAX_NEW_TOKENS, seed=1, stream=True)]
+            reply = llm.create_completion(prompt, max_tokens=MAX_NEW_TOKENS, seed=SEED, logit_bias=no_end, stream=True)
+            stamps = [time.perf_counter() for _ in reply]
             rates[name] = (len(stamps) - 1) / (stamps[-1] - stamps[0])
         ratios.append(rates["long"] / rates["short"])
     n_tokens = len(llm.tokenize(prompts["long"].encode(), special=True))
@@ -223,7 +230,7 @@ def main() -> int:
                 browser.close()
         finally:
             app.stop()
-    print(f"{args.messages}-message chat vs empty chat, embedded SmolLM2, Chromium, replies of up to {MAX_NEW_TOKENS} tokens, "
+    print(f"{args.messages}-message chat vs empty chat, embedded SmolLM2, Chromium, replies of {MAX_NEW_TOKENS} tokens (end banned, seed {SEED}), "
           f"{args.rounds} interleaved rounds (medians; tokens/s)")
     for truncation, label in ((1024, "truncation_length 1024"), (0, "full context")):
         r = results[truncation]
