@@ -72,6 +72,17 @@ def test_the_reply_streams_on_its_own_route_without_the_chat(app: RunningApp) ->
     after = ui.run("after_turn")
     chat = ui.output("after_turn", "chatbot", after)
     assert len(chat) == 32 and chat[-1]["role"] == "assistant"  # type: ignore[arg-type, index]
+    assert ui.output("after_turn", "rename-box", after) == "Streaming chat"
+
+
+def test_a_new_chat_shows_the_title_it_gets_from_its_first_message(app: RunningApp) -> None:
+    ui = GradioSession(app.url, "new-chat-title")
+    ui.page_load()
+    ui.run("new_chat")
+    values = {"chat-input": "Tell me about tide pools.", "param-max_new_tokens": 8}
+    assert list(ui.live_reply("prepare", values))[-1][1] == {"done": True}
+    after = ui.run("after_turn")
+    assert ui.output("after_turn", "rename-box", after) == "Tell me about tide pools."
 
 
 def test_closing_the_stream_stops_the_model(app: RunningApp) -> None:

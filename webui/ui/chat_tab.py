@@ -321,12 +321,14 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
         if outcome is not None and outcome.error:
             gr.Warning(outcome.error)
         msgs = ctx.repo.messages(conv_id, uid) if conv_id is not None else []
+        title = ctx.repo.get_conversation(conv_id, uid).title if conv_id is not None else gr.skip()
         return [
             view.display(msgs), view.dropped_notice(outcome.dropped_turns) if outcome else gr.skip(),
             gr.update(choices=view.chat_choices(ctx, uid), value=conv_id), None, *message_panel(msgs, None),
+            title,  # a new chat is named after its first message
         ]
 
-    after_outputs = [c.chatbot, c.notice, c.chat_list, c.selected, c.message_info, c.edit_box]
+    after_outputs = [c.chatbot, c.notice, c.chat_list, c.selected, c.message_info, c.edit_box, c.rename_box]
 
     def stream_then_show(begun: Any) -> None:
         """Once a turn is registered: the page streams it (JavaScript only), then the stored chat is
