@@ -9,7 +9,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.browser_utils import wait_for
+from tests.browser_utils import open_app_page, wait_for
 from tests.server_utils import served_app
 
 pytestmark = pytest.mark.browser
@@ -28,20 +28,9 @@ def app(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def page(app, browser):  # type: ignore[no-untyped-def]
-    context = browser.new_context()
-    pg = context.new_page()
-    pg.answers = []  # type: ignore[attr-defined]  # what to answer the next confirm() dialogs (True = OK)
-    pg.dialogs = []  # type: ignore[attr-defined]
-
-    def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
-        pg.dialogs.append(dialog.message)  # type: ignore[attr-defined]
-        dialog.accept() if pg.answers and pg.answers.pop(0) else dialog.dismiss()  # type: ignore[attr-defined]
-
-    pg.on("dialog", on_dialog)
-    pg.goto(app.url)
-    pg.wait_for_selector("#chat-input textarea", timeout=T)
+    pg = open_app_page(browser, app.url, T / 1000)  # page.answers: what to answer the next confirm() dialogs
     yield pg
-    context.close()
+    pg.close()
 
 
 def box(elem_id: str) -> str:

@@ -44,8 +44,9 @@ ENTRY_FIELDS = [
     ("priority", "opt_int"),
     ("position", "position"),
 ]
-# Writes go through the queue (gr.Info / gr.Warning toasts only reach the page from queued events),
-# one at a time so two of them never interleave their read-modify-write of the character file.
+# Writes go through the queue (gr.Info / gr.Warning only reach the page from queued events: see
+# webui/ui/events.py), one at a time so two of them never interleave their read-modify-write of the
+# character file.
 WRITE: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "lorebook-write", "show_progress": "hidden"}
 NO_CHARACTER = "Choose a saved character first (or save the new one): the lorebook is stored in it."
 CONFIRM_DELETE_JS = (
@@ -326,21 +327,24 @@ def wire(ctx: AppContext, c: LorebookComponents, choice: gr.Dropdown, lore_info:
     entry_outputs = [c.entry_choice, *c.entry_fields, c.entry_info, c.loaded, lore_info]
     info_at = entry_outputs.index(c.entry_info)
 
+    def saved_character(selected: str | None) -> Character | None:
+        return ctx.characters.get(selected) if selected and ctx.characters.has(selected) else None
+
+    def stored_index(char: Character | None, index: str | None) -> int | None:
+        """The Entry dropdown's value as an index, if ``char`` has that entry."""
+        if char is None or index in (None, "") or not char.character_book:
+            return None
+        i = int(index)  # type: ignore[arg-type]
+        return i if i < len(char.character_book.entries) else None
+
     def refused(message: str, selected: str | None, index: str | None) -> list[Any]:
         """A Save or Delete that changed nothing: a warning, and the reason under the form; the form
         itself is left as the user typed it."""
         gr.Warning(message)
         shown = [gr.update()] * len(entry_outputs)
         char = saved_character(selected)
-        i = int(index) if index not in (None, "") and char and char.character_book else None
-        if char is not None and i is not None and i < len(char.character_book.entries):  # type: ignore[union-attr]
-            shown[info_at] = entry_info(char, i, not_saved(message))
-        else:
-            shown[info_at] = entry_info(char, None, not_saved(message))
+        shown[info_at] = entry_info(char, stored_index(char, index), not_saved(message))
         return shown
-
-    def saved_character(selected: str | None) -> Character | None:
-        return ctx.characters.get(selected) if selected and ctx.characters.has(selected) else None
 
     def current(selected: str | None, index: str | None, loaded: dict | None) -> tuple[Character, int | None]:
         """The stored character and the opened entry's index; LorebookInputError if either is gone or changed."""
@@ -366,10 +370,7 @@ def wire(ctx: AppContext, c: LorebookComponents, choice: gr.Dropdown, lore_info:
 
     def open_entry(selected: str | None, index: str | None) -> list[Any]:
         char = saved_character(selected)
-        i = int(index) if index not in (None, "") else None
-        if char is None or i is None or not char.character_book or i >= len(char.character_book.entries):
-            return _entry_updates(char, None)
-        return _entry_updates(char, i)
+        return _entry_updates(char, stored_index(char, index))
 
     c.entry_choice.input(open_entry, [choice, c.entry_choice], entry_outputs[:n_entry], **LOOKUP)
 
