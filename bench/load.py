@@ -18,7 +18,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.server_utils import start_app  # noqa: E402
+from tests.support.server_utils import start_app  # noqa: E402
 
 BODY = {"model": "default", "messages": [{"role": "user", "content": "Tell me a short story about a cat."}],
         "max_tokens": 48, "temperature": 0.7}

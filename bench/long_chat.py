@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.gradio_session import GradioSession, html_text  # noqa: E402
-from tests.server_utils import start_app  # noqa: E402
+from tests.support.gradio_session import GradioSession, html_text  # noqa: E402
+from tests.support.server_utils import start_app  # noqa: E402
 from webui.storage.db import open_database, sqlite_url  # noqa: E402
 from webui.storage.repository import ChatRepository  # noqa: E402
 

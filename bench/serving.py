@@ -28,7 +28,7 @@ apply_private_defaults()
 
 import httpx  # noqa: E402
 
-from tests.gradio_session import GradioSession, html_text  # noqa: E402
+from tests.support.gradio_session import GradioSession, html_text  # noqa: E402
 from webui.engine.catalog import embedded_spec  # noqa: E402
 from webui.engine.engine import Engine  # noqa: E402
 from webui.generation.params import GenerationParams  # noqa: E402

@@ -23,7 +23,7 @@ from webui.storage.repository import ChatRepository  # noqa: E402
 
 @pytest.fixture
 def fake_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(registry.BACKENDS, "fake", "tests.fakes:FakeBackend")
+    monkeypatch.setitem(registry.BACKENDS, "fake", "tests.support.fakes:FakeBackend")
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def embedded_gguf() -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, embedded_gguf: Path) -> Path:
     """A tiny random Llama (hidden 64, 2 layers) saved with SmolLM2's real tokenizer."""
-    from tests.tiny_models import build_tiny_llama
+    from tests.support.tiny_models import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), embedded_gguf)
 
@@ -82,7 +82,7 @@ def browser():  # type: ignore[no-untyped-def]
     """A real Debian chromium driven by Playwright, one per test module."""
     from playwright.sync_api import sync_playwright
 
-    from tests.browser_utils import CHROMIUM, CHROMIUM_ARGS
+    from tests.support.browser_utils import CHROMIUM, CHROMIUM_ARGS
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
@@ -90,14 +90,3 @@ def browser():  # type: ignore[no-untyped-def]
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-def loaded_engine(path: Path, loader: str, **options: object) -> Iterator[Engine]:
-    """Body of a module-scoped real-model engine fixture:
-    ``yield from loaded_engine(embedded_gguf, "llama.cpp", n_ctx=2048)``."""
-    engine = Engine()
-    engine.load(ModelSpec(path=str(path), loader=loader, options=options))
-    try:
-        yield engine
-    finally:
-        engine.shutdown()
