@@ -90,3 +90,11 @@ def browser():  # type: ignore[no-untyped-def]
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder (unit, integration, browser), so ``-m "not browser"`` and the like work."""
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in ("unit", "integration", "browser"):
+            item.add_marker(getattr(pytest.mark, folder))

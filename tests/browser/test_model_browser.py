@@ -13,7 +13,7 @@ import uvicorn
 
 from tests.support.browser_utils import bot_texts, send_message, wait_for
 from tests.support.server_utils import free_port, start_app
-from tests.test_model_remote import WORDS, ServerState, make_server
+from tests.integration.test_model_remote import WORDS, ServerState, make_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.server_utils import start_app
-from tests.test_app_cli import assert_clean_failure, run_app
+from tests.integration.test_app_cli import assert_clean_failure, run_app
 from webui.config import load_settings
 from webui.context import build_context
 
