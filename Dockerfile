@@ -48,7 +48,8 @@ ENV VIRTUAL_ENV=/home/user/venv \
 ENV PATH=${VIRTUAL_ENV}/bin:${PATH}
 RUN python3 -m venv "${VIRTUAL_ENV}"
 
-COPY requirements.txt /tmp/requirements.txt
+# requirements.txt applies requirements.lock (exact versions) as constraints: copy both.
+COPY requirements.txt requirements.lock /tmp/
 
 # torch first, from TORCH_PIP_ARGS (its dependencies come with the rest below;
 # `torch==X` in requirements.txt is then already satisfied by X+cpu).
