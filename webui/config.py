@@ -1,6 +1,10 @@
 """Settings: command line > environment (WEBUI_*) > settings file in the data dir > defaults.
 
-Nothing here reads ``sys.argv``: app.py parses it and passes the values in.
+Each setting is declared once: a field of ``Settings`` annotated with a ``Setting`` (help, flag
+spelling, argparse action...); the model-loading fields are generated from the load-option table
+(``webui.engine.options.model_settings``). The flags (``webui.cli_args``), the environment names and
+settings.yaml keys (here) and the table in docs/configuration.md (``webui.settings_docs``) all come
+from these declarations. Nothing here reads ``sys.argv``: app.py parses it and passes the values in.
 """
 
 from __future__ import annotations
@@ -8,68 +12,80 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic.fields import FieldInfo
 
+from webui.engine.options import model_settings
+from webui.engine.registry import loader_names
 from webui.errors import UserFacingError
+from webui.setting_meta import Setting, env_names
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_FILE = "settings.yaml"
+ACCOUNTS_GROUP = "accounts and API (see README, Accounts and API)"
 
 
-class Settings(BaseModel):
+class SettingsCore(BaseModel):
+    """The settings typed by hand; ``Settings`` adds the model-loading ones from the option table."""
+
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = None
-    loader: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 7860
-    listen: bool = False
-    data_dir: Path = REPO_ROOT / "data"
-    database_url: str | None = None
-    characters_dirs: list[Path] = [REPO_ROOT / "characters"]
-    user_name: str = "You"
-    extensions: list[str] | None = None  # None: the saved enabled set
-    # -- model loading (webui/engine/options.py; None = not given, the model's saved value applies)
-    models_dir: Path | None = None  # None: <data_dir>/models
-    dtype: str | None = None
-    load_in_8bit: bool | None = None
-    load_in_4bit: bool | None = None
-    quant_type: str | None = None
-    compute_dtype: str | None = None
-    use_double_quant: bool | None = None
-    quantization: str | None = None
-    device_map: str | None = None
-    attn_implementation: str | None = None
-    trust_remote_code: bool | None = None
-    compile: bool | None = None
-    n_gpu_layers: int | None = None
-    n_ctx: int | None = None
-    threads: int | None = None
-    n_batch: int | None = None
-    flash_attn: bool | None = None
-    cache_type: str | None = None
-    use_mmap: bool | None = None
-    use_mlock: bool | None = None
-    tensor_split: str | None = None
-    remote_api_key: str | None = None
-    remote_model: str | None = None
+    model: Annotated[str | None, Setting(
+        "model folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)",
+        doc_default="the embedded SmolLM2-135M-Instruct")] = None
+    loader: Annotated[str | None, Setting(
+        "force a loader (default: by file type; remote for an http(s) URL)", choices=loader_names,
+        doc_default="by file type")] = None
+    models_dir: Annotated[Path | None, Setting(
+        "where the Model tab finds and downloads models (default: <data-dir>/models)",
+        doc_default="<data-dir>/models")] = None
+    host: Annotated[str, Setting(
+        "address to serve on; --listen (or SPACE_ID, on a Hugging Face Space) binds 0.0.0.0 instead",
+        flag=None, env_aliases=("GRADIO_SERVER_NAME",))] = "127.0.0.1"
+    port: Annotated[int, Setting(
+        "port to serve on (default 7860; env GRADIO_SERVER_PORT)", env_aliases=("GRADIO_SERVER_PORT",))] = 7860
+    listen: Annotated[bool, Setting("bind 0.0.0.0 so other machines can connect", action="store_true")] = False
+    data_dir: Annotated[Path, Setting(
+        "where chats and settings live (env WEBUI_DATA_DIR; default ./data)", in_file=False,
+        doc_default="data/ beside app.py")] = REPO_ROOT / "data"
+    database_url: Annotated[str | None, Setting(
+        "any SQLAlchemy URL (default: SQLite in the data dir)", doc_default="SQLite in the data dir")] = None
+    characters_dirs: Annotated[list[Path], Setting(
+        "folders of read-only characters (<data-dir>/characters is always read too)", flag=None,
+        doc_default="characters/ beside app.py")] = [REPO_ROOT / "characters"]
+    user_name: Annotated[str, Setting("your name in chats ({{user}}) when no persona is chosen", flag=None)] = "You"
+    extensions: Annotated[list[str] | None, Setting(
+        "extensions to enable, in order (default: the saved set)", nargs="*", metavar="NAME",
+        doc_default="the saved set")] = None
     # Accounts and the API (README: "Accounts", "API").
-    auth: list[str] = []  # "user:password" entries; any account turns on the login page
-    auth_file: Path | None = None  # one "user:password" per line
-    api_keys: list[str] = []  # "KEY" or "user:KEY" (the key's requests act as that account)
-    max_queue: int = Field(default=64, ge=1)  # queued generations past which the API answers 429
-    api_save_chats: bool = False  # store API chats in the key's history unless a request says "save": false
+    auth: Annotated[list[str], Setting(
+        "an account (repeatable); turns on the login page", action="append", metavar="USER:PASSWORD",
+        group=ACCOUNTS_GROUP)] = []
+    auth_file: Annotated[Path | None, Setting("a file of USER:PASSWORD lines", group=ACCOUNTS_GROUP)] = None
+    api_keys: Annotated[list[str], Setting(
+        "require this Bearer key for /v1 and /api (repeatable); USER:KEY acts as that account",
+        flag="--api-key", action="append", metavar="[USER:]KEY", group=ACCOUNTS_GROUP)] = []
+    max_queue: Annotated[int, Field(ge=1), Setting(
+        "queued generations past which the API answers 429 (default 64)", group=ACCOUNTS_GROUP)] = 64
+    api_save_chats: Annotated[bool, Setting(
+        'store API chats in the history unless a request says "save": false', flag="--save-api-chats",
+        action="store_true", group=ACCOUNTS_GROUP)] = False
 
-    @field_validator("auth", "api_keys", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _split_list(cls, value: Any) -> Any:
-        """An environment variable or settings file may give a comma-separated string."""
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    def _split_lists(cls, data: Any) -> Any:
+        """An environment variable or settings file may give a list as a comma-separated string."""
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        return {
+            key: [part.strip() for part in value.split(",") if part.strip()]
+            if isinstance(value, str) and key in fields and _is_list(fields[key].annotation) else value
+            for key, value in data.items()
+        }
 
     @property
     def bind_host(self) -> str:
@@ -90,16 +106,43 @@ class Settings(BaseModel):
         return [REPO_ROOT / "extensions", self.data_dir / "extensions"]
 
 
+def _is_list(annotation: Any) -> bool:
+    return get_origin(annotation) is list or any(get_origin(arg) is list for arg in get_args(annotation))
+
+
+if TYPE_CHECKING:  # type checkers see the hand-typed fields; the generated ones are read via model_dump()
+    Settings = SettingsCore
+else:
+    # A real pydantic model (extra="forbid", inherited): SettingsCore plus one field per model-loading
+    # setting, None meaning "not given" (the model's saved value, then the option's default applies).
+    Settings = create_model(
+        "Settings",
+        __base__=SettingsCore,
+        __module__=__name__,
+        **{name: (Annotated[kind, setting], None) for name, (kind, setting) in model_settings().items()},
+    )
+
+
+def setting_of(field: FieldInfo) -> Setting:
+    """The ``Setting`` a Settings field is annotated with."""
+    for item in field.metadata:
+        if isinstance(item, Setting):
+            return item
+    raise TypeError(f"a Settings field lacks its Setting metadata: {field!r}")
+
+
+def declared_settings() -> list[tuple[str, FieldInfo, Setting]]:
+    """Every setting in declaration order: ``(name, pydantic field, Setting)``."""
+    return [(name, field, setting_of(field)) for name, field in Settings.model_fields.items()]
+
+
 def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for name in Settings.model_fields:
-        key = f"WEBUI_{name.upper()}"
-        if key in environ:
-            values[name] = environ[key]
-    if "GRADIO_SERVER_NAME" in environ and "host" not in values:
-        values["host"] = environ["GRADIO_SERVER_NAME"]
-    if "GRADIO_SERVER_PORT" in environ and "port" not in values:
-        values["port"] = environ["GRADIO_SERVER_PORT"]
+    for name, _field, setting in declared_settings():
+        for key in env_names(name, setting):
+            if key in environ:
+                values[name] = environ[key]
+                break
     return values
 
 
@@ -120,7 +163,8 @@ def load_settings(cli: Mapping[str, Any] | None = None, environ: Mapping[str, st
     """Merge the sources; a CLI value of None means "not given"."""
     cli_values = {k: v for k, v in (cli or {}).items() if v is not None}
     env_values = _env_values(os.environ if environ is None else environ)
-    data_dir = Path(cli_values.get("data_dir") or env_values.get("data_dir") or Settings.model_fields["data_dir"].default)
+    default_dir = Settings.model_fields["data_dir"].default
+    data_dir = Path(cli_values.get("data_dir") or env_values.get("data_dir") or default_dir)
     merged = {**_file_values(data_dir), **env_values, **cli_values}
     try:
         settings = Settings(**merged)

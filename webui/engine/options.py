@@ -1,9 +1,9 @@
 """Which load option applies to which loader and quantizer, declared as data.
 
 The Model tab renders its controls from ``OPTIONS`` and shows only those that apply to the
-chosen loader (and quantization); app.py builds its model flags from the same table, and the
-backends validate a spec against it before anything is unloaded. A new option is one entry here
-plus the line in its backend that uses it.
+chosen loader (and quantization); the model-loading settings (flags, WEBUI_* variables,
+settings.yaml keys) are generated from the same table, and the backends validate a spec against it
+before anything is unloaded. A new option is one entry here plus the line in its backend that uses it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from webui.engine.registry import loader_names
 from webui.errors import ModelLoadError
+from webui.setting_meta import Setting, format_default
 
 Kind = Literal["choice", "bool", "int", "float", "text", "secret"]
 
-LOADERS = ("transformers", "llama.cpp", "remote")
 QUANTIZATIONS = ("none", "bnb-8bit", "bnb-4bit", "torchao-int8", "quanto-int8")
 BNB = ("bnb-8bit", "bnb-4bit")
 
@@ -146,8 +147,8 @@ def normalize(loader: str, options: Mapping[str, Any], *, gpu: bool | None = Non
     Options that belong to another loader are dropped (a saved set may hold both kinds). ``gpu``
     says whether CUDA-only values are possible (None: ask torch / llama.cpp).
     """
-    if loader not in LOADERS:
-        raise ModelLoadError(f"Unknown loader {loader!r}; choose one of: {', '.join(LOADERS)}.")
+    if loader not in loader_names():
+        raise ModelLoadError(f"Unknown loader {loader!r}; choose one of: {', '.join(loader_names())}.")
     unknown = sorted(set(options) - set(BY_NAME))
     if unknown:
         raise ModelLoadError(f"Unknown model option(s): {', '.join(unknown)}.")
@@ -215,8 +216,10 @@ def saved_view(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in NOT_SAVED}
 
 
-# -- command-line flags ---------------------------------------------------------------------------
-# Options that are also flags (and Settings fields, so WEBUI_<NAME> and settings.yaml work too).
+# -- settings and command-line flags -------------------------------------------------------------
+# Options that are also settings: webui/config.py makes each a Settings field, hence a flag
+# (--n-ctx), an environment variable (WEBUI_N_CTX) and a settings.yaml key (n_ctx). Their value
+# None means "not given", so the model's saved value (then the option's default) applies.
 FLAG_OPTIONS = (
     "dtype", "quant_type", "compute_dtype", "use_double_quant", "device_map", "attn_implementation",
     "trust_remote_code", "compile", "n_gpu_layers", "n_ctx", "threads", "n_batch", "flash_attn", "cache_type",
@@ -224,27 +227,41 @@ FLAG_OPTIONS = (
 )
 QUANTIZATION_ALIASES = {"torchao": "torchao-int8", "quanto": "quanto-int8", "none": "none"}
 QUANTIZATION_FLAG_CHOICES = ("none", "torchao", "quanto", "torchao-int8", "quanto-int8", "bnb-8bit", "bnb-4bit")
+MODEL_FLAG_GROUP = "model loading (see README, Models and quantization)"
+_KIND_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float}
 
 
-def add_model_flags(parser: Any) -> None:
-    """Add the model flags (``--load-in-4bit``, ``--n-ctx``, ...) to an argparse parser."""
-    group = parser.add_argument_group("model loading (see README, Models and quantization)")
-    group.add_argument("--load-in-8bit", action="store_true", default=None, help="bitsandbytes 8-bit (transformers)")
-    group.add_argument("--load-in-4bit", action="store_true", default=None, help="bitsandbytes 4-bit (transformers)")
-    group.add_argument("--quantization", choices=QUANTIZATION_FLAG_CHOICES, help="torchao or quanto int8 (transformers)")
-    group.add_argument("--no-mmap", dest="use_mmap", action="store_false", default=None, help="llama.cpp: read, not map")
-    for name in FLAG_OPTIONS:
-        option = BY_NAME[name]
-        flag = "--" + name.replace("_", "-")  # the remote server's key is --remote-api-key (--api-key: our API's)
-        where = "/".join(option.loaders)
-        if option.kind == "bool":
-            group.add_argument(flag, dest=name, action="store_true", default=None, help=f"{where}: {option.help}")
-        else:
-            kind = {"int": int, "float": float}.get(option.kind, str)
-            group.add_argument(flag, dest=name, type=kind, choices=option.choices or None, help=f"{where}: {option.help}")
+def _option_setting(option: Option) -> tuple[Any, Setting]:
+    """A load option as a setting: same help (prefixed with its loaders), choices and shown default."""
+    kind = _KIND_TYPES.get(option.kind, str)
+    setting = Setting(
+        f"{'/'.join(option.loaders)}: {option.help}",
+        action="store_true" if option.kind == "bool" else "store",
+        choices=option.choices,
+        group=MODEL_FLAG_GROUP,
+        doc_default=format_default(option.default),
+    )
+    return kind | None, setting
 
 
-MODEL_SETTING_NAMES = (*FLAG_OPTIONS, "load_in_8bit", "load_in_4bit", "quantization", "use_mmap")
+def model_settings() -> dict[str, tuple[Any, Setting]]:
+    """The model-loading settings, in flag order: ``{name: (type, Setting)}``.
+
+    Besides ``FLAG_OPTIONS`` there are the shorthand flags: ``--load-in-8bit``/``--load-in-4bit``
+    (quantization bnb-8bit/bnb-4bit), ``--quantization`` with its short aliases, and ``--no-mmap``.
+    """
+    quant, mmap = BY_NAME["quantization"], BY_NAME["use_mmap"]
+    return {
+        "load_in_8bit": (bool | None, Setting("bitsandbytes 8-bit (transformers)", action="store_true",
+                                              group=MODEL_FLAG_GROUP, doc_default=format_default(False))),
+        "load_in_4bit": (bool | None, Setting("bitsandbytes 4-bit (transformers)", action="store_true",
+                                              group=MODEL_FLAG_GROUP, doc_default=format_default(False))),
+        "quantization": (str | None, Setting("torchao or quanto int8 (transformers)", choices=QUANTIZATION_FLAG_CHOICES,
+                                             group=MODEL_FLAG_GROUP, doc_default=format_default(quant.default))),
+        "use_mmap": (bool | None, Setting("llama.cpp: read, not map", flag="--no-mmap", action="store_false",
+                                          group=MODEL_FLAG_GROUP, doc_default=format_default(mmap.default))),
+        **{name: _option_setting(BY_NAME[name]) for name in FLAG_OPTIONS},
+    }
 
 
 def flag_values(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""The command line, ``python app.py [COMMAND] [flags]``, built from the settings' declarations.
+
+Every settings flag comes from a ``Settings`` field (``webui.config``); only the per-command
+arguments (``run``'s prompt, ``--character``, ``--max-tokens``, ``--user``) and ``--log-level``,
+which are not settings, are written here. Only app.py calls ``parse_args``, with ``sys.argv[1:]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from typing import Any, get_args
+
+from pydantic.fields import FieldInfo
+
+from webui.config import declared_settings
+from webui.setting_meta import Setting
+
+COMMANDS = ("serve", "run", "chat", "list")
+COMMANDS_HELP = """commands (the first argument; default serve):
+  serve              serve the web UI and the OpenAI/Ollama-compatible API (the default)
+  run [PROMPT...]    print a reply to PROMPT (or stdin), streamed, then exit
+  chat               an interactive chat in the terminal, saved to the same history
+  list               list the models the Model tab lists
+Run `python app.py COMMAND --help` for a command's options."""
+
+
+def _arg_type(annotation: Any) -> type | None:
+    """int or float for a numeric setting; None (argparse's str) for the rest."""
+    kinds = get_args(annotation) or (annotation,)
+    for kind in (int, float):
+        if kind in kinds:
+            return kind
+    return None
+
+
+def _add_setting(target: Any, name: str, field: FieldInfo, setting: Setting) -> None:
+    flag = setting.flag_for(name)
+    kwargs: dict[str, Any] = {"dest": name, "default": None, "help": setting.help}
+    if setting.action == "store":
+        kwargs["type"] = _arg_type(field.annotation)
+        kwargs["choices"] = setting.choice_list() or None
+    else:
+        kwargs["action"] = setting.action
+    if setting.metavar:
+        kwargs["metavar"] = setting.metavar
+    if setting.nargs:
+        kwargs["nargs"] = setting.nargs
+    target.add_argument(flag, **kwargs)
+
+
+def _add_settings(parser: argparse.ArgumentParser, settings: Iterable[tuple[str, FieldInfo, Setting]]) -> None:
+    groups: dict[str, Any] = {}
+    for name, field, setting in settings:
+        if setting.flag_for(name) is None:
+            continue
+        if setting.group and setting.group not in groups:
+            groups[setting.group] = parser.add_argument_group(setting.group)
+        _add_setting(groups.get(setting.group, parser), name, field, setting)
+
+
+def _add_command_args(parser: argparse.ArgumentParser, command: str) -> None:
+    if command == "run":
+        parser.add_argument("prompt", nargs="*", help="the prompt (default: read from stdin)")
+    if command in ("run", "chat"):
+        parser.add_argument("--character", help="answer as this character (default: the model's plain assistant)")
+        parser.add_argument("--max-tokens", type=int, help="reply length limit in tokens")
+    if command == "chat":
+        parser.add_argument("--user", help="save the chat in this account's history (see --auth)")
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    """The parser for ``command``: its own arguments, then every setting with a flag, grouped."""
+    parser = argparse.ArgumentParser(
+        prog="app.py" if command == "serve" else f"app.py {command}",
+        description="Chat with local language models in your browser.",
+        epilog=COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_command_args(parser, command)
+    declared = declared_settings()
+    _add_settings(parser, [item for item in declared if not item[2].group])
+    # The terminal commands print only the reply, so they log warnings and errors only.
+    log_level = "INFO" if command == "serve" else "WARNING"
+    parser.add_argument("--log-level", default=log_level, help="DEBUG, INFO, WARNING...")
+    _add_settings(parser, [item for item in declared if item[2].group])
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse ``[COMMAND] [flags]`` (COMMAND defaults to serve); ``args.command`` names the command."""
+    command = "serve"
+    if argv and argv[0] in COMMANDS:
+        command, argv = argv[0], argv[1:]
+    args = build_parser(command).parse_args(argv)
+    args.command = command
+    return args
+
+
+def settings_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, for ``load_settings`` (None: not given)."""
+    return {name: getattr(args, name) for name, _field, setting in declared_settings() if setting.flag_for(name)}
