@@ -145,7 +145,7 @@ def measure(engine: Engine, name: str, spec: ModelSpec, raw: Any, rounds: int, m
     ratios = [e / r for r, e in zip(raws, engs) if r > 0]
     row = {
         "name": name, "load_s": info.load_seconds, "footprint": info.footprint_bytes,
-        "rss": int(getattr(engine.model, "rss_delta_bytes", 0)),
+        "rss": engine.model_info.rss_delta_bytes if engine.model_info else 0,
         "raw": statistics.median(raws), "engine": statistics.median(engs),
         "ratio": statistics.median(ratios) if ratios else 0.0,
         "spread": f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "",

@@ -57,7 +57,7 @@ def raw_rate(llm, prompt: str, params: GenerationParams) -> float:  # type: igno
 
 def engine_rate(engine: Engine, messages: list[dict[str, str]], params: GenerationParams) -> float:
     stamps: list[tuple[float, int]] = []
-    handle = engine.chat(messages, params)
+    handle = engine.generate(engine.format_chat(messages), params)
     for _ in handle:
         stamps.append((time.perf_counter(), handle.stats.completion_tokens))
     return decode_rate(stamps)

@@ -23,6 +23,8 @@ from webui.storage.repository import ChatRepository  # noqa: E402
 
 @pytest.fixture
 def fake_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the fake backend (tests/support/fakes.py) as loader "fake" for one test, through the
+    registry like any backend: loader_names, options and the parameter support table then know it."""
     monkeypatch.setitem(registry.BACKENDS, "fake", "tests.support.fakes:FakeBackend")
 
 

@@ -174,7 +174,7 @@ def greedy(engine: Engine, messages: list[dict[str, str]], **values: Any) -> tup
 def _greedy(engine: Engine, messages: list[dict[str, str]], **values: Any) -> tuple[str, list[int], Any]:
     recorder = Recorder()
     hooks = DecodeHooks(processors=lambda ctx, ids: [recorder])
-    handle = engine.chat(messages, GenerationParams(temperature=0, **values), hooks=hooks)
+    handle = engine.generate(engine.format_chat(messages), GenerationParams(temperature=0, **values), hooks=hooks)
     text = handle.text()
     prompt_len = engine.count_tokens(engine.format_chat(messages))
     return text, recorder.ids[prompt_len:] + [recorder.choice], handle.stats

@@ -9,12 +9,18 @@ import pytest
 from tests.support.real_engine import loaded_engine
 from webui.engine.engine import Engine
 from webui.engine.protocol import ModelSpec
+from webui.engine.worker import GenerationHandle
 from webui.errors import ModelLoadError
 from webui.generation.params import GenerationParams
 
 pytestmark = pytest.mark.slow
 
 MESSAGES = [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+
+def reply(engine: Engine, messages: list[dict[str, str]], params: GenerationParams) -> GenerationHandle:
+    """A chat reply as ChatService asks for one: the model's chat template, then generate."""
+    return engine.generate(engine.format_chat(messages), params)
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +38,11 @@ def test_gguf_chat_template_comes_from_metadata(llama_engine: Engine) -> None:
     prompt = llama_engine.format_chat(MESSAGES)
     assert "<|im_start|>system\nYou are helpful.<|im_end|>" in prompt
     assert prompt.endswith("<|im_start|>assistant\n")
-    assert llama_engine.model.has_own_template
+    assert llama_engine.model_info.has_own_template
 
 
 def test_gguf_answers_and_streams(llama_engine: Engine) -> None:
-    handle = llama_engine.chat(MESSAGES, GenerationParams(temperature=0, max_new_tokens=24))
+    handle = reply(llama_engine, MESSAGES, GenerationParams(temperature=0, max_new_tokens=24))
     deltas = list(handle)
     assert len(deltas) > 3
     assert "Paris" in "".join(deltas)
@@ -45,25 +51,25 @@ def test_gguf_answers_and_streams(llama_engine: Engine) -> None:
 
 def test_gguf_greedy_is_deterministic_and_seed_reproducible(llama_engine: Engine) -> None:
     greedy = GenerationParams(temperature=0, max_new_tokens=16)
-    assert llama_engine.chat(MESSAGES, greedy).text() == llama_engine.chat(MESSAGES, greedy).text()
+    assert reply(llama_engine, MESSAGES, greedy).text() == reply(llama_engine, MESSAGES, greedy).text()
     seeded = GenerationParams(temperature=1.5, top_p=1.0, max_new_tokens=16, seed=1234)
-    assert llama_engine.chat(MESSAGES, seeded).text() == llama_engine.chat(MESSAGES, seeded).text()
-    others = {llama_engine.chat(MESSAGES, seeded.model_copy(update={"seed": s})).text() for s in range(4)}
+    assert reply(llama_engine, MESSAGES, seeded).text() == reply(llama_engine, MESSAGES, seeded).text()
+    others = {reply(llama_engine, MESSAGES, seeded.model_copy(update={"seed": s})).text() for s in range(4)}
     assert len(others) > 1
 
 
 def test_gguf_max_tokens_and_stop_strings(llama_engine: Engine) -> None:
-    handle = llama_engine.chat(MESSAGES, GenerationParams(temperature=0, max_new_tokens=3))
+    handle = reply(llama_engine, MESSAGES, GenerationParams(temperature=0, max_new_tokens=3))
     handle.text()
     assert handle.stats.finish_reason == "length" and handle.stats.completion_tokens <= 3
-    full = llama_engine.chat(MESSAGES, GenerationParams(temperature=0, max_new_tokens=24)).text()
+    full = reply(llama_engine, MESSAGES, GenerationParams(temperature=0, max_new_tokens=24)).text()
     word = full.split()[2]
-    cut = llama_engine.chat(MESSAGES, GenerationParams(temperature=0, max_new_tokens=24, stop=[word])).text()
+    cut = reply(llama_engine, MESSAGES, GenerationParams(temperature=0, max_new_tokens=24, stop=[word])).text()
     assert cut == full[: full.index(word)]
 
 
 def test_gguf_cancel(llama_engine: Engine) -> None:
-    handle = llama_engine.chat(MESSAGES, GenerationParams(temperature=1.0, max_new_tokens=400))
+    handle = reply(llama_engine, MESSAGES, GenerationParams(temperature=1.0, max_new_tokens=400))
     n = 0
     for _ in handle:
         n += 1
@@ -94,24 +100,24 @@ def test_hf_loads_with_template_and_generates(hf_engine: Engine) -> None:
     assert hf_engine.load_info.loader == "transformers"
     prompt = hf_engine.format_chat(MESSAGES)
     assert prompt.endswith("<|im_start|>assistant\n")
-    handle = hf_engine.chat(MESSAGES, GenerationParams(temperature=0, max_new_tokens=12))
+    handle = reply(hf_engine, MESSAGES, GenerationParams(temperature=0, max_new_tokens=12))
     text = handle.text()
     assert handle.stats.completion_tokens > 0 and handle.stats.prompt_tokens > 10
-    assert text == hf_engine.chat(MESSAGES, GenerationParams(temperature=0, max_new_tokens=12)).text()
+    assert text == reply(hf_engine, MESSAGES, GenerationParams(temperature=0, max_new_tokens=12)).text()
 
 
 def test_hf_seed_reproducible(hf_engine: Engine) -> None:
     p = GenerationParams(temperature=1.0, top_p=1.0, max_new_tokens=10, seed=7)
-    a = hf_engine.chat(MESSAGES, p).text()
-    assert a == hf_engine.chat(MESSAGES, p).text()
-    assert len({hf_engine.chat(MESSAGES, p.model_copy(update={"seed": s})).text() for s in range(4)}) > 1
+    a = reply(hf_engine, MESSAGES, p).text()
+    assert a == reply(hf_engine, MESSAGES, p).text()
+    assert len({reply(hf_engine, MESSAGES, p.model_copy(update={"seed": s})).text() for s in range(4)}) > 1
 
 
 def test_hf_max_tokens_and_cancel(hf_engine: Engine) -> None:
-    h = hf_engine.chat(MESSAGES, GenerationParams(temperature=1.0, max_new_tokens=5))
+    h = reply(hf_engine, MESSAGES, GenerationParams(temperature=1.0, max_new_tokens=5))
     h.text()
     assert h.stats.finish_reason == "length" and h.stats.completion_tokens == 5
-    h = hf_engine.chat(MESSAGES, GenerationParams(temperature=1.0, max_new_tokens=300, seed=3))
+    h = reply(hf_engine, MESSAGES, GenerationParams(temperature=1.0, max_new_tokens=300, seed=3))
     n = 0
     for _ in h:
         n += 1
@@ -126,7 +132,7 @@ def test_hf_dtype_option(tiny_llama_dir: Path) -> None:
         fp32 = engine.load(ModelSpec(path=str(tiny_llama_dir), loader="transformers", options={"dtype": "float32"}))
         bf16 = engine.load(ModelSpec(path=str(tiny_llama_dir), loader="transformers", options={"dtype": "bfloat16"}))
         assert bf16.footprint_bytes * 2 == pytest.approx(fp32.footprint_bytes, rel=0.01)
-        assert engine.chat(MESSAGES, GenerationParams(temperature=0, max_new_tokens=4)).text() is not None
+        assert reply(engine, MESSAGES, GenerationParams(temperature=0, max_new_tokens=4)).text() is not None
         with pytest.raises(ModelLoadError, match="Unknown dtype"):
             engine.load(ModelSpec(path=str(tiny_llama_dir), loader="transformers", options={"dtype": "int3"}))
     finally:

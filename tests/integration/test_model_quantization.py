@@ -14,6 +14,7 @@ import pytest
 from webui.engine.engine import Engine
 from webui.engine.memory import model_bytes
 from webui.engine.protocol import ModelSpec
+from webui.engine.worker import GenerationHandle
 from webui.errors import ModelLoadError
 from webui.generation.params import GenerationParams
 
@@ -23,6 +24,11 @@ MESSAGES = [{"role": "user", "content": "Say something."}]
 GREEDY = GenerationParams(temperature=0, max_new_tokens=8)
 # bytes saved per weight of a quantized Linear versus fp32 (4 bytes): int8 ~3, 4-bit ~3.5
 SAVED_PER_WEIGHT = {"bnb-8bit": 3.0, "torchao-int8": 3.0, "quanto-int8": 3.0, "bnb-4bit": 3.5}
+
+
+def reply(engine: Engine, messages: list[dict[str, str]], params: GenerationParams) -> GenerationHandle:
+    """A chat reply as ChatService asks for one: the model's chat template, then generate."""
+    return engine.generate(engine.format_chat(messages), params)
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +69,14 @@ def fp32(engine: Engine, tiny256: Path) -> tuple[int, int]:
 def test_quantizer_loads_generates_and_shrinks(engine: Engine, tiny256: Path, fp32: tuple[int, int], options: dict) -> None:
     fp32_bytes, linear_weights = fp32
     info = engine.load(ModelSpec(str(tiny256), "transformers", options, display_name="tiny256"))
-    handle = engine.chat(MESSAGES, GREEDY)
+    handle = reply(engine, MESSAGES, GREEDY)
     text = handle.text()
     assert handle.stats.completion_tokens > 0 and text.strip()
     saved = fp32_bytes - info.footprint_bytes
     expected = SAVED_PER_WEIGHT[options["quantization"]] * linear_weights
     assert 0.8 * expected < saved < 1.05 * expected, (info.footprint_bytes, fp32_bytes, expected)
     assert info.load_seconds > 0
-    assert engine.model.rss_delta_bytes >= 0
+    assert engine.model_info.rss_delta_bytes >= 0
 
 
 @pytest.mark.parametrize("quantization", ["torchao-int8", "quanto-int8"])
@@ -84,21 +90,21 @@ def test_get_memory_footprint_lies_and_ours_does_not(engine: Engine, tiny256: Pa
 def test_bf16_halves_the_footprint(engine: Engine, tiny256: Path, fp32: tuple[int, int]) -> None:
     info = engine.load(ModelSpec(str(tiny256), "transformers", {"dtype": "bfloat16"}))
     assert abs(info.footprint_bytes - fp32[0] / 2) < 0.01 * fp32[0]
-    assert engine.chat(MESSAGES, GREEDY).text().strip()
+    assert reply(engine, MESSAGES, GREEDY).text().strip()
 
 
 def test_gguf_through_llama_cpp_and_transformers(engine: Engine, embedded_gguf: Path) -> None:
     question = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
     info = engine.load(ModelSpec(str(embedded_gguf), "llama.cpp", {"n_ctx": 1024, "threads": 2, "flash_attn": True, "cache_type": "q8_0"}))
-    assert info.loader == "llama.cpp" and engine.model.context_length == 1024
+    assert info.loader == "llama.cpp" and engine.model_info.context_length == 1024
     weights = embedded_gguf.stat().st_size
     assert weights * 0.9 < info.footprint_bytes < weights * 1.2  # Q4_1 weights + a small q8_0 KV cache
-    assert "Paris" in engine.chat(question, GenerationParams(temperature=0, max_new_tokens=12)).text()
+    assert "Paris" in reply(engine, question, GenerationParams(temperature=0, max_new_tokens=12)).text()
 
     info = engine.load(ModelSpec(str(embedded_gguf), "transformers", {}))
     assert info.loader == "transformers"
     assert info.footprint_bytes > 3 * weights  # dequantized to fp32: 135M parameters x 4 bytes
-    assert "Paris" in engine.chat(question, GenerationParams(temperature=0, max_new_tokens=12)).text()
+    assert "Paris" in reply(engine, question, GenerationParams(temperature=0, max_new_tokens=12)).text()
 
 
 def test_quantizing_a_gguf_through_transformers_is_refused(engine: Engine, embedded_gguf: Path) -> None:
@@ -117,6 +123,6 @@ def test_failed_load_leaves_the_app_usable(engine: Engine, tiny256: Path, tmp_pa
         engine.load(ModelSpec(str(broken), "transformers", {}))
     assert engine.model is None
     with pytest.raises(ModelLoadError, match="No model is loaded"):
-        engine.chat(MESSAGES, GREEDY).text()
+        reply(engine, MESSAGES, GREEDY).text()
     engine.load(ModelSpec(str(tiny256), "transformers", {"quantization": "quanto-int8"}))
-    assert engine.chat(MESSAGES, GREEDY).text().strip()
+    assert reply(engine, MESSAGES, GREEDY).text().strip()

@@ -118,9 +118,13 @@ def test_api_base_normalisation() -> None:
 def test_remote_chat_streams_with_key_and_picks_first_model(server: tuple[str, ServerState], engine: Engine) -> None:
     url, state = server
     info = engine.load(ModelSpec(url, "remote", {"remote_api_key": "sk-test", "context_length": 2048}))
-    assert info.loader == "remote" and engine.model.name.startswith("tiny-remote @ 127.0.0.1")
-    assert engine.model.context_length == 2048
-    handle = engine.chat([{"role": "user", "content": "hi"}], GenerationParams(temperature=0.5, max_new_tokens=20, seed=3, top_k=5))
+    model = engine.model_info
+    assert info.loader == "remote" and model.name.startswith("tiny-remote @ 127.0.0.1")
+    assert model.context_length == 2048
+    assert model.vocab_size is None and model.footprint_bytes == 0  # no tokenizer, nothing held here
+    messages = [{"role": "user", "content": "hi"}]
+    params = GenerationParams(temperature=0.5, max_new_tokens=20, seed=3, top_k=5)
+    handle = engine.generate(engine.format_chat(messages), params)
     deltas = list(handle)
     assert "".join(deltas) == "".join(WORDS) and len(deltas) == len(WORDS)
     assert handle.stats.finish_reason == "stop" and handle.stats.completion_tokens == len(WORDS)
@@ -147,7 +151,8 @@ def test_cancel_closes_the_stream(server: tuple[str, ServerState], engine: Engin
     url, state = server
     state.delay, state.n_words = 0.05, 400
     engine.load(ModelSpec(url, "remote", {"remote_api_key": "sk-test"}))
-    handle = engine.chat([{"role": "user", "content": "talk"}], GenerationParams(max_new_tokens=1000))
+    prompt = engine.format_chat([{"role": "user", "content": "talk"}])
+    handle = engine.generate(prompt, GenerationParams(max_new_tokens=1000))
     got = []
     for delta in handle:
         got.append(delta)
@@ -165,7 +170,7 @@ def test_error_paths_are_clear(server: tuple[str, ServerState], engine: Engine) 
     with pytest.raises(ModelLoadError, match="Cannot reach the remote server"):
         engine.load(ModelSpec(f"http://127.0.0.1:{free_port()}/v1", "remote", {"timeout": 3}))
     engine.load(ModelSpec(url, "remote", {"remote_api_key": "sk-test", "remote_model": "broken"}))
-    handle = engine.chat([{"role": "user", "content": "hi"}], GenerationParams())
+    handle = engine.generate(engine.format_chat([{"role": "user", "content": "hi"}]), GenerationParams())
     with pytest.raises(RemoteError, match="model broken is not loaded"):
         handle.text()
     assert handle.stats.finish_reason == "error"

@@ -5,22 +5,21 @@ from __future__ import annotations
 import threading
 import time
 
-from webui.engine.protocol import Emit, GenerationStats, ModelSpec
+from webui.engine.protocol import Backend, BackendInfo, Emit, GenerationStats, LoadedModel, ModelInfo, ModelSpec
+from webui.generation.decode import DecodeHooks
 from webui.generation.params import GenerationParams
+from webui.generation.support import ALL_PARAMS, ENGINE_PARAMS
 
 
-class FakeModel:
-    loader = "fake"
-
+class FakeModel(LoadedModel):
     def __init__(self, spec: ModelSpec) -> None:
-        self.name = spec.display_name or "fake"
-        self.context_length = int(spec.options.get("context_length", 4096))
+        self.info = ModelInfo(name=spec.display_name or "fake", loader=FakeBackend.info.name,
+                              context_length=int(spec.options.get("context_length", 4096)), footprint_bytes=1)
         self.tokens: list[str] = list(spec.options.get("tokens", ["Hello", " there", "!"]))
         self.delay = float(spec.options.get("delay", 0.0))
         self.prompts: list[str] = []
         self.calls: list[tuple[GenerationParams, object]] = []
         self.threads: set[str] = set()
-        self.footprint_bytes = 1
 
     def format_chat(self, messages: list[dict[str, str]]) -> str:
         self.threads.add(threading.current_thread().name)
@@ -29,7 +28,8 @@ class FakeModel:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def generate(self, prompt: str, params: GenerationParams, emit: Emit, hooks: object = None) -> GenerationStats:
+    def generate(self, prompt: str, params: GenerationParams, emit: Emit,
+                 hooks: DecodeHooks | None = None) -> GenerationStats:
         self.threads.add(threading.current_thread().name)
         self.prompts.append(prompt)
         self.calls.append((params, hooks))  # what extension hooks handed the model (webui.generation.decode)
@@ -49,8 +49,11 @@ class FakeModel:
         self.tokens = []
 
 
-class FakeBackend:
-    name = "fake"
+class FakeBackend(Backend):
+    """Registered as "fake" by the ``fake_backend`` fixture (tests/conftest.py); takes any path,
+    but after the real backends in the registry's order, so it never takes theirs."""
+
+    info = BackendInfo(name="fake", params=ALL_PARAMS - ENGINE_PARAMS)
 
     def can_load(self, path: str) -> bool:
         return True

@@ -424,7 +424,7 @@ def test_discover_characters(seraphina_path: Path, tmp_path: Path) -> None:
 
 
 def test_discover_in_repo_characters_dir() -> None:
-    repo_chars = Path(__file__).resolve().parents[1] / "characters"
+    repo_chars = Path(__file__).resolve().parents[2] / "characters"
     found, errors = discover_characters([repo_chars])
     assert errors == [] and "Assistant" in found
 

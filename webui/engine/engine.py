@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from webui.engine.protocol import LoadedModel, ModelSpec
+from webui.engine.protocol import LoadedModel, ModelInfo, ModelSpec
 from webui.engine.registry import get_backend, pick_loader
 from webui.engine.worker import GenerationHandle, InferenceWorker
 from webui.errors import ModelLoadError
@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadInfo:
+    """One load: what loaded, with which loader, how long it took and the memory it holds."""
+
     name: str
     loader: str
     load_seconds: float
@@ -34,22 +36,25 @@ class Engine:
         self.load_info: LoadInfo | None = None
 
     @property
+    def model_info(self) -> ModelInfo | None:
+        """What the loaded model is (None when none is loaded)."""
+        return self.model.info if self.model else None
+
+    @property
     def model_name(self) -> str:
-        return self.model.name if self.model else "(no model loaded)"
+        return self.model.info.name if self.model else "(no model loaded)"
 
     def load(self, spec: ModelSpec) -> LoadInfo:
         """Load ``spec`` on the worker (after unloading the current model)."""
         loader = pick_loader(spec)
         backend = get_backend(loader)
-        preflight = getattr(backend, "preflight", None)
-        if preflight is not None:
-            preflight(spec)  # bad options or a missing file: refused while the current model stays loaded
+        backend.preflight(spec)  # bad options or a missing file: refused while the current model stays loaded
 
         def do_load() -> LoadInfo:
             self._unload_now()
             start = time.perf_counter()
             model = backend.load(spec)
-            info = LoadInfo(model.name, loader, time.perf_counter() - start, int(getattr(model, "footprint_bytes", 0)))
+            info = LoadInfo(model.info.name, loader, time.perf_counter() - start, model.info.footprint_bytes)
             self.model, self.spec, self.load_info = model, spec, info
             log.info("loaded %s with %s in %.2fs", info.name, loader, info.load_seconds)
             return info
@@ -77,21 +82,11 @@ class Engine:
 
     def generate(self, prompt: str, params: GenerationParams, hooks: DecodeHooks | None = None) -> GenerationHandle:
         """Queue a completion of ``prompt``; the handle streams text deltas. ``hooks``: extension
-        logits processors etc. (see webui/generation/decode.py), passed on only when given."""
-        kw = {"hooks": hooks} if hooks is not None else {}
-        return self.worker.stream(lambda emit: self._require_model().generate(prompt, params, emit, **kw), params.stop)
+        logits processors etc. (see webui/generation/decode.py).
 
-    def chat(self, messages: list[dict[str, str]], params: GenerationParams, hooks: DecodeHooks | None = None) -> GenerationHandle:
-        """Queue a reply to ``messages``, rendered with the model's chat template."""
-        kw = {"hooks": hooks} if hooks is not None else {}
-
-        def run(emit):  # type: ignore[no-untyped-def]
-            model = self._require_model()
-            if hasattr(model, "chat"):  # a remote server applies the chat template itself
-                return model.chat(messages, params, emit, **kw)
-            return model.generate(model.format_chat(messages), params, emit, **kw)
-
-        return self.worker.stream(run, params.stop)
+        A chat reply is ``generate(format_chat(messages), ...)``: the one path for every backend
+        (a remote one recognises the prompt it rendered and sends the messages instead)."""
+        return self.worker.stream(lambda emit: self._require_model().generate(prompt, params, emit, hooks), params.stop)
 
     def shutdown(self) -> None:
         try:

@@ -8,12 +8,12 @@ import random
 from pathlib import Path
 from typing import Any
 
-from webui.chat.templates import FALLBACK_CHAT_TEMPLATE, FALLBACK_STOP
 from webui.engine.memory import rss_bytes
 from webui.engine.options import normalize
-from webui.engine.protocol import Emit, GenerationStats, ModelSpec
+from webui.engine.protocol import Backend, BackendInfo, Emit, GenerationStats, LoadedModel, ModelInfo, ModelSpec, is_url
 from webui.errors import ModelLoadError
 from webui.generation.decode import DecodeHooks, llama_cpp_logits_processor
+from webui.generation.fallback_template import FALLBACK_CHAT_TEMPLATE, FALLBACK_STOP
 from webui.generation.params import GenerationParams
 from webui.generation.penalties import PenaltyConfig, numpy_processor
 
@@ -108,23 +108,25 @@ def with_logit_bias(processors: Any, bias: dict[int, float]) -> Any:
     return LogitsProcessorList([*(processors or []), add_bias])
 
 
-class LlamaCppModel:
+class LlamaCppModel(LoadedModel):
     """A GGUF model loaded by llama.cpp."""
 
-    loader = "llama.cpp"
-
-    def __init__(self, llm: Any, name: str, path: Path, cache_type: str = "f16") -> None:
+    def __init__(self, llm: Any, name: str, path: Path, cache_type: str = "f16", rss_delta_bytes: int = 0) -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self._llm = llm
-        self.name = name
         self.path = path
-        self.context_length = int(llm.n_ctx())
-        self.vocab_size = int(llm.n_vocab())  # logit_bias token ids are checked against it
-        self.footprint_bytes = gguf_weights_bytes(llm, path) + kv_cache_bytes(llm.metadata, self.context_length, cache_type)
-        self.rss_delta_bytes = 0
+        n_ctx = int(llm.n_ctx())
         template = llm.metadata.get("tokenizer.chat_template")
-        self.has_own_template = bool(template)
+        self.info = ModelInfo(
+            name=name,
+            loader=LlamaCppBackend.info.name,
+            context_length=n_ctx,
+            footprint_bytes=gguf_weights_bytes(llm, path) + kv_cache_bytes(llm.metadata, n_ctx, cache_type),
+            rss_delta_bytes=rss_delta_bytes,
+            vocab_size=int(llm.n_vocab()),  # logit_bias token ids are checked against it
+            has_own_template=bool(template),
+        )
         if not template:
             log.warning("%s has no chat template in its metadata; using ChatML", name)
         self._formatter = Jinja2ChatFormatter(
@@ -221,11 +223,22 @@ def llama_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-class LlamaCppBackend:
-    name = "llama.cpp"
+class LlamaCppBackend(Backend):
+    info = BackendInfo(
+        name="llama.cpp",
+        # repetition/presence/frequency penalties, no_repeat_ngram_size and ban_eos_token run in our
+        # own processor (webui.generation.penalties), so they mean the same as on transformers
+        params=frozenset({
+            "temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "logit_bias", "ban_eos_token",
+            "repetition_penalty", "repetition_penalty_range", "presence_penalty", "frequency_penalty",
+            "no_repeat_ngram_size",
+        }),
+        extension_processors=True,
+        prompt_cache=True,  # llama-cpp-python reuses the KV cache of the previous prompt's common prefix
+    )
 
     def can_load(self, path: str) -> bool:
-        return path.lower().endswith(".gguf")
+        return not is_url(path) and Path(path).suffix.lower() == ".gguf"
 
     def preflight(self, spec: ModelSpec) -> None:
         """Cheap checks that run before the current model is unloaded."""
@@ -249,6 +262,5 @@ class LlamaCppBackend:
                 f"llama.cpp could not load {path.name}: {exc}. The file may be corrupt, or use an "
                 "architecture this llama-cpp-python version does not know."
             ) from exc
-        model = LlamaCppModel(llm, spec.display_name or path.stem, path, options["cache_type"])
-        model.rss_delta_bytes = max(0, rss_bytes() - rss_before)
-        return model
+        rss_delta = max(0, rss_bytes() - rss_before)
+        return LlamaCppModel(llm, spec.display_name or path.stem, path, options["cache_type"], rss_delta)

@@ -1,11 +1,20 @@
-"""The contract every backend implements (llama.cpp, transformers, remote...)."""
+"""The contract every backend implements (llama.cpp, transformers, remote...).
+
+What a backend can do is declared as data (``BackendInfo``, a class attribute), and what a loaded
+model is as data too (``ModelInfo``): callers read those fields and never probe a backend or a
+model with getattr/hasattr. docs/adding-a-backend.md walks through a new backend.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from webui.generation.params import GenerationParams
+
+if TYPE_CHECKING:  # decode.py pulls in the extension sampler types; only annotations need it here
+    from webui.generation.decode import DecodeHooks
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
@@ -33,31 +42,85 @@ class ModelSpec:
     display_name: str | None = None
 
 
-class LoadedModel(Protocol):
-    """A model in memory. All methods are called on the inference worker thread."""
+def is_url(path: str) -> bool:
+    """Whether a spec's path is a server URL rather than a local file or folder."""
+    return path.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a backend can do. Every flag a backend does not implement stays False, so a feature
+    built later has one declared place to look (and the UI/API can say "not with this loader")."""
+
+    name: str  # the loader name, as registered in webui/engine/registry.py
+    # GenerationParams fields its generate() applies, besides the ones every backend gets from the
+    # engine (webui.generation.support.ENGINE_PARAMS); the Parameters tab lists the rest as ignored
+    params: frozenset[str]
+    # Renders chat messages itself (a server applying the model's template): format_chat's text is
+    # then only an estimate for token budgets, and generate() sends the messages it was made from.
+    applies_chat_template: bool = False
+    extension_processors: bool = False  # runs extensions' logits processors (DecodeHooks.processors)
+    token_hooks: bool = False  # applies tokenizer_modifier (DecodeHooks.modify_tokens)
+    logprobs: bool = False  # can report token log-probabilities
+    adapters: bool = False  # can apply LoRA adapters
+    native_samplers: bool = False  # exposes its own sampler chain (order, mirostat, ...) as settings
+    prompt_cache: bool = False  # keeps a prompt's KV cache for the next request that shares its prefix
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is, fixed once it has loaded."""
 
     name: str
     loader: str
     context_length: int
+    footprint_bytes: int = 0  # weights + caches this process holds (0: held elsewhere, e.g. a server)
+    rss_delta_bytes: int = 0  # how much this process's resident memory grew while it loaded
+    vocab_size: int | None = None  # None: token ids cannot be checked, so logit_bias is refused
+    has_own_template: bool = False  # ships a chat template (otherwise the ChatML fallback renders chats)
 
+
+class LoadedModel(ABC):
+    """A model in memory. All methods are called on the inference worker thread."""
+
+    info: ModelInfo
+
+    @property
+    def context_length(self) -> int:
+        """``info.context_length`` (the chat layer's prompt budget)."""
+        return self.info.context_length
+
+    @abstractmethod
     def format_chat(self, messages: list[dict[str, str]]) -> str:
         """Render messages with the model's own chat template, ready for generation."""
-        ...
 
-    def generate(self, prompt: str, params: GenerationParams, emit: Emit) -> GenerationStats:
-        """Decode a reply to ``prompt``, calling ``emit`` with each text delta."""
-        ...
+    @abstractmethod
+    def generate(self, prompt: str, params: GenerationParams, emit: Emit,
+                 hooks: DecodeHooks | None = None) -> GenerationStats:
+        """Decode a reply to ``prompt``, calling ``emit`` with each text delta. ``hooks``: the
+        extensions' work for this reply; a backend applies what its ``BackendInfo`` declares."""
 
+    @abstractmethod
     def count_tokens(self, text: str) -> int: ...
 
+    @abstractmethod
     def unload(self) -> None: ...
 
 
-class Backend(Protocol):
-    """A loader: turns a ModelSpec into a LoadedModel."""
+class Backend(ABC):
+    """A loader: turns a ModelSpec into a LoadedModel. Instantiated per use; keeps no state."""
 
-    name: str
+    info: ClassVar[BackendInfo]
 
-    def can_load(self, path: str) -> bool: ...
+    @abstractmethod
+    def can_load(self, path: str) -> bool:
+        """Whether this backend takes ``path`` when no loader is named. The registry asks each
+        backend in its order and the first that says yes opens the path."""
 
+    def preflight(self, spec: ModelSpec) -> None:
+        """Cheap checks (bad options, a missing file) run before the current model is unloaded,
+        so a refused load leaves it in place. Nothing to check by default."""
+        return None
+
+    @abstractmethod
     def load(self, spec: ModelSpec) -> LoadedModel: ...

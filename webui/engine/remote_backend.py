@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 import httpx
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from webui.chat.templates import FALLBACK_CHAT_TEMPLATE
 from webui.engine.options import normalize
-from webui.engine.protocol import Emit, GenerationStats, ModelSpec
+from webui.engine.protocol import Backend, BackendInfo, Emit, GenerationStats, LoadedModel, ModelInfo, ModelSpec, is_url
 from webui.errors import ModelLoadError, UserFacingError
+from webui.generation.decode import DecodeHooks
+from webui.generation.fallback_template import FALLBACK_CHAT_TEMPLATE
 from webui.generation.params import GenerationParams
 
 log = logging.getLogger(__name__)
@@ -91,17 +92,14 @@ def sampling_body(params: GenerationParams) -> dict[str, Any]:
     return body
 
 
-class RemoteModel:
-    loader = "remote"
-
+class RemoteModel(LoadedModel):
     def __init__(self, base: str, model: str, name: str, context_length: int, client: httpx.Client) -> None:
         self.base = base
         self.model = model
-        self.name = name
-        self.context_length = context_length
-        self.has_own_template = True  # the server applies the model's template
-        self.footprint_bytes = 0  # nothing held here
-        self.rss_delta_bytes = 0
+        # the server applies the model's template; nothing is held here (footprint 0); no tokenizer
+        # here either, so token ids (logit_bias) cannot be checked: vocab_size None
+        self.info = ModelInfo(name=name, loader=RemoteBackend.info.name, context_length=context_length,
+                              has_own_template=True)
         self._client = client
         self._template = ImmutableSandboxedEnvironment().from_string(FALLBACK_CHAT_TEMPLATE)
         self._rendered: OrderedDict[str, list[dict[str, str]]] = OrderedDict()
@@ -119,18 +117,15 @@ class RemoteModel:
     def count_tokens(self, text: str) -> int:
         return max(1, -(-len(text) // CHARS_PER_TOKEN))
 
-    def chat(self, messages: list[dict[str, str]], params: GenerationParams, emit: Emit, hooks: Any = None) -> GenerationStats:
-        """Stream a reply from /chat/completions (the server applies the template; local
-        logits-processor hooks cannot run remotely and are ignored)."""
-        body = {"model": self.model, "messages": messages, "stream": True, **sampling_body(params)}
-        prompt_tokens = self.count_tokens(self.format_chat(messages))
-        return self._stream("/chat/completions", body, emit, prompt_tokens, chat=True)
-
-    def generate(self, prompt: str, params: GenerationParams, emit: Emit, hooks: Any = None) -> GenerationStats:
-        """A prompt this model rendered goes to /chat/completions; any other text to /completions."""
+    def generate(self, prompt: str, params: GenerationParams, emit: Emit,
+                 hooks: DecodeHooks | None = None) -> GenerationStats:
+        """A prompt this model rendered goes to /chat/completions as its messages (the server
+        applies the real template); any other text to /completions. Local logits-processor hooks
+        cannot run remotely and are ignored (BackendInfo.extension_processors is False)."""
         messages = self._rendered.get(prompt)
         if messages is not None:
-            return self.chat(messages, params, emit)
+            body = {"model": self.model, "messages": messages, "stream": True, **sampling_body(params)}
+            return self._stream("/chat/completions", body, emit, self.count_tokens(prompt), chat=True)
         body = {"model": self.model, "prompt": prompt, "stream": True, **sampling_body(params)}
         return self._stream("/completions", body, emit, self.count_tokens(prompt), chat=False)
 
@@ -162,11 +157,19 @@ class RemoteModel:
         self._client.close()
 
 
-class RemoteBackend:
-    name = "remote"
+class RemoteBackend(Backend):
+    info = BackendInfo(
+        name="remote",
+        # what sampling_body sends: the OpenAI fields plus the common extensions
+        params=frozenset({
+            "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty",
+            "seed",
+        }),
+        applies_chat_template=True,
+    )
 
     def can_load(self, path: str) -> bool:
-        return path.startswith(("http://", "https://"))
+        return is_url(path)
 
     def preflight(self, spec: ModelSpec) -> None:
         api_base(spec.path)

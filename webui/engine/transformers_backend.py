@@ -7,10 +7,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from webui.chat.templates import FALLBACK_CHAT_TEMPLATE
 from webui.engine.memory import model_bytes, rss_bytes
 from webui.engine.options import cuda_available, normalize
-from webui.engine.protocol import Emit, GenerationStats, ModelSpec
+from webui.engine.protocol import Backend, BackendInfo, Emit, GenerationStats, LoadedModel, ModelInfo, ModelSpec, is_url
 from webui.engine.quantization import (
     build_quantization_config,
     check_prequantized,
@@ -19,6 +18,7 @@ from webui.engine.quantization import (
 )
 from webui.errors import ModelLoadError
 from webui.generation.decode import DecodeHooks, transformers_decode_kwargs
+from webui.generation.fallback_template import FALLBACK_CHAT_TEMPLATE
 from webui.generation.params import GenerationParams
 from webui.generation.penalties import PenaltyConfig, TorchPenalties
 
@@ -94,26 +94,27 @@ class LogitBias:
         return scores
 
 
-class TransformersModel:
-    loader = "transformers"
-
-    def __init__(self, model: Any, tokenizer: Any, name: str) -> None:
+class TransformersModel(LoadedModel):
+    def __init__(self, model: Any, tokenizer: Any, name: str, rss_delta_bytes: int = 0) -> None:
         self._model = model
         self._tok = tokenizer
-        self.name = name
-        cfg = model.config
-        self.context_length = int(getattr(cfg, "max_position_embeddings", 0) or 2048)
-        self.vocab_size = int(getattr(cfg, "vocab_size", 0) or len(tokenizer))  # logit_bias ids are checked against it
-        self.has_own_template = bool(getattr(tokenizer, "chat_template", None))
-        self.footprint_bytes = model_bytes(model)
-        self.rss_delta_bytes = 0
+        cfg = model.config  # transformers' config and tokenizer lack some fields on some models
+        self.info = ModelInfo(
+            name=name,
+            loader=TransformersBackend.info.name,
+            context_length=int(getattr(cfg, "max_position_embeddings", 0) or 2048),
+            footprint_bytes=model_bytes(model),
+            rss_delta_bytes=rss_delta_bytes,
+            vocab_size=int(getattr(cfg, "vocab_size", 0) or len(tokenizer)),  # logit_bias ids are checked against it
+            has_own_template=bool(getattr(tokenizer, "chat_template", None)),
+        )
 
     def format_chat(self, messages: list[dict[str, str]]) -> str:
         return self._tok.apply_chat_template(
             messages,
             tokenize=False,
             add_generation_prompt=True,
-            chat_template=None if self.has_own_template else FALLBACK_CHAT_TEMPLATE,
+            chat_template=None if self.info.has_own_template else FALLBACK_CHAT_TEMPLATE,
         )
 
     def count_tokens(self, text: str) -> int:
@@ -199,11 +200,22 @@ class TransformersModel:
         gc.collect()
 
 
-class TransformersBackend:
-    name = "transformers"
+class TransformersBackend(Backend):
+    info = BackendInfo(
+        name="transformers",
+        params=frozenset({
+            "temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "logit_bias", "ban_eos_token",
+            "repetition_penalty", "repetition_penalty_range", "presence_penalty", "frequency_penalty",
+            "no_repeat_ngram_size",
+        }),
+        extension_processors=True,
+        token_hooks=True,
+    )
 
     def can_load(self, path: str) -> bool:
-        return Path(path).is_dir() or path.lower().endswith(".gguf")
+        """Any local path: a model folder, or a GGUF it dequantizes when llama.cpp is not chosen (a
+        missing folder then fails preflight with a message that says so)."""
+        return not is_url(path)
 
     def preflight(self, spec: ModelSpec) -> None:
         """Cheap checks that run before the current model is unloaded."""
@@ -269,9 +281,8 @@ class TransformersBackend:
         if options["compile"]:
             # With a static KV cache, generate() compiles the decode step with torch.compile on CUDA.
             model.generation_config.cache_implementation = "static"
-        loaded = TransformersModel(model, tokenizer, spec.display_name or path.stem)
-        loaded.rss_delta_bytes = max(0, rss_bytes() - rss_before)
-        return loaded
+        rss_delta = max(0, rss_bytes() - rss_before)
+        return TransformersModel(model, tokenizer, spec.display_name or path.stem, rss_delta)
 
 
 def _first_line(exc: BaseException) -> str:

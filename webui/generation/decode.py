@@ -1,11 +1,11 @@
 """What extensions add to one generation inside a backend: logits processors, token changes.
 
-Built per generation by ``webui.chat.hooks.TurnHooks`` and handed to ``Engine.generate`` /
-``Engine.chat`` and on to ``LoadedModel.generate(..., hooks=...)``. A backend calls
-``processors(ctx, input_ids)`` once the prompt is tokenized (``input_ids``: a torch tensor shaped
-``(1, prompt_len)``) and applies the result while decoding: transformers directly, llama.cpp
-through ``webui.plugins.for_llama_cpp``. ``modify_tokens`` is transformers only (it may change the
-prompt's ids or embeddings); llama.cpp cannot use it.
+Built per generation by ``webui.chat.hooks.TurnHooks`` and handed to ``Engine.generate`` and on
+to ``LoadedModel.generate(..., hooks=...)``. A backend whose ``BackendInfo`` declares
+``extension_processors`` calls ``processors(ctx, input_ids)`` once the prompt is tokenized
+(``input_ids``: a torch tensor shaped ``(1, prompt_len)``) and applies the result while decoding:
+transformers directly, llama.cpp through ``webui.plugins.for_llama_cpp``. ``modify_tokens`` is for
+backends that declare ``token_hooks`` (transformers: it may change the prompt's ids or embeddings).
 """
 
 from __future__ import annotations
