@@ -25,7 +25,7 @@ from webui.setting_meta import Setting, env_names
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_FILE = "settings.yaml"
-ACCOUNTS_GROUP = "accounts and API (see README, Accounts and API)"
+ACCOUNTS_GROUP = "accounts and API (see docs/deploy.md and docs/api.md)"
 
 
 class SettingsCore(BaseModel):
@@ -60,7 +60,7 @@ class SettingsCore(BaseModel):
     extensions: Annotated[list[str] | None, Setting(
         "extensions to enable, in order (default: the saved set)", nargs="*", metavar="NAME",
         doc_default="the saved set")] = None
-    # Accounts and the API (README: "Accounts", "API").
+    # Accounts and the API (docs/deploy.md, docs/api.md).
     auth: Annotated[list[str], Setting(
         "an account (repeatable); turns on the login page", action="append", metavar="USER:PASSWORD",
         group=ACCOUNTS_GROUP)] = []

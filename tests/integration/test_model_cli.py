@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server_utils import start_app
 from tests.integration.test_app_cli import assert_clean_failure, run_app
+from tests.support.server_utils import start_app
 from webui.config import load_settings
 from webui.context import build_context
 

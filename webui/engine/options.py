@@ -227,7 +227,7 @@ FLAG_OPTIONS = (
 )
 QUANTIZATION_ALIASES = {"torchao": "torchao-int8", "quanto": "quanto-int8", "none": "none"}
 QUANTIZATION_FLAG_CHOICES = ("none", "torchao", "quanto", "torchao-int8", "quanto-int8", "bnb-8bit", "bnb-4bit")
-MODEL_FLAG_GROUP = "model loading (see README, Models and quantization)"
+MODEL_FLAG_GROUP = "model loading (see docs/models.md)"
 _KIND_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float}
 
 

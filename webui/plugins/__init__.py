@@ -1,6 +1,6 @@
 """Extensions: text-generation-webui's hook names, typed settings, isolated dispatch, samplers.
 
-See README.md ("Writing an extension") and extensions/example/script.py.
+See docs/extensions.md and extensions/example/script.py.
 """
 
 from webui.plugins.hookspecs import HOOKS, HookSpec
