@@ -74,7 +74,9 @@ def load_api_keys(settings: Settings) -> dict[str, str | None]:
 class Authenticator:
     """Checks API credentials; built once from the settings and kept on ``app.state``."""
 
-    def __init__(self, accounts: dict[str, str], api_keys: dict[str, str | None], ensure_user: Callable[[str], int]) -> None:
+    def __init__(
+        self, accounts: dict[str, str], api_keys: dict[str, str | None], ensure_user: Callable[[str], int]
+    ) -> None:
         self.accounts = accounts
         self.api_keys = api_keys
         self._ensure_user = ensure_user

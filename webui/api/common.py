@@ -1,4 +1,4 @@
-"""What the OpenAI and Ollama routers share: the model rule, parameters, capacity, streaming.
+"""What the OpenAI and Ollama requests resolve to: the model rule, parameters, capacity.
 
 The model rule (README, "API"): the request's ``model`` must name the loaded model — its id as
 listed by ``GET /v1/models`` / ``GET /api/tags``, its file or folder name (with or without
@@ -8,32 +8,42 @@ listed by ``GET /v1/models`` / ``GET /api/tags``, its file or folder name (with 
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
 from fastapi import Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from webui.api.errors import APIError, validation_message
+from webui.api.protocol import OLLAMA_OPTION_NAMES, OllamaRequest
 from webui.context import AppContext
-from webui.engine.worker import GenerationHandle
 from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
-from webui.generation.presets import resolve_params
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+from webui.generation.presets import ALIASES, resolve_params
 
 DEFAULT_ALIASES = ("default", "")
-DISCONNECT_POLL_SECONDS = 0.5
 
 
 def ctx_of(request: Request) -> AppContext:
     return request.app.state.ctx
+
+
+def body_values(req: BaseModel) -> dict[str, Any]:
+    """A request's fields as sent: unknown ones included, unset and null ones left out."""
+    return {**(req.model_extra or {}), **req.model_dump(exclude_unset=True, exclude_none=True)}
+
+
+def response_headers(ctx: AppContext, req: BaseModel, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """``extra`` plus ``X-Ignored-Params``: the body's fields this server does not use."""
+    headers = dict(extra or {})
+    known = set(GenerationParams.model_fields) | set(ALIASES) | {p.key for p in ctx.extensions.sampler_params()}
+    ignored = sorted(k for k in (req.model_extra or {}) if k not in known)
+    if ignored:
+        # Header-safe: printable ASCII only (a field name may hold anything).
+        headers["X-Ignored-Params"] = re.sub(r"[^\x21-\x7e]", "?", ",".join(ignored))[:1000]
+    return headers
 
 
 def model_aliases(ctx: AppContext) -> list[str]:
@@ -52,13 +62,15 @@ def resolve_model(ctx: AppContext, requested: str | None) -> str:
     """The id of the model that will answer, by the rule above. Raises APIError 503/404."""
     aliases = model_aliases(ctx)
     if not aliases:
-        raise APIError(503, "No model is loaded. Load one in the Model tab or start with --model.", code="model_not_loaded")
+        raise APIError(503, "No model is loaded. Load one in the Model tab or start with --model.",
+                       code="model_not_loaded")
     name = (requested or "").strip()
     if name.lower() in DEFAULT_ALIASES or name in aliases or name.lower() in (a.lower() for a in aliases):
         return aliases[0]
     raise APIError(
         404,
-        f"The model {name!r} does not exist or is not loaded. Available: {', '.join(repr(a) for a in [aliases[0], 'default'])}.",
+        f"The model {name!r} does not exist or is not loaded. "
+        f"Available: {', '.join(repr(a) for a in [aliases[0], 'default'])}.",
         code="model_not_found",
         param="model",
     )
@@ -92,7 +104,8 @@ def sampling_values(ctx: AppContext, body: Mapping[str, Any]) -> dict[str, Any]:
 def build_params(ctx: AppContext, body: Mapping[str, Any]) -> GenerationParams:
     """GenerationParams for a request body (OpenAI names, this app's names, a preset). Raises APIError."""
     if body.get("n") not in (None, 1):
-        raise APIError(400, "Only n=1 is supported: this server generates one choice per request.", param="n", code="unsupported_value")
+        raise APIError(400, "Only n=1 is supported: this server generates one choice per request.", param="n",
+                       code="unsupported_value")
     values = sampling_values(ctx, body)
     if values.get("top_p") == 0:
         values["top_p"] = 1e-9  # OpenAI allows 0: keep only the most likely token
@@ -101,11 +114,13 @@ def build_params(ctx: AppContext, body: Mapping[str, Any]) -> GenerationParams:
         try:
             values["logit_bias"] = {int(k): float(v) for k, v in bias.items()}
         except (TypeError, ValueError):
-            raise APIError(400, "logit_bias keys must be token ids (integers as strings).", param="logit_bias") from None
+            raise APIError(400, "logit_bias keys must be token ids (integers as strings).",
+                           param="logit_bias") from None
         if any(not -100 <= v <= 100 for v in values["logit_bias"].values()):
             raise APIError(400, "logit_bias values must be between -100 and 100.", param="logit_bias")
         if "logit_bias" not in GenerationParams.model_fields:
-            raise APIError(400, "logit_bias is not supported by this server.", param="logit_bias", code="unsupported_parameter")
+            raise APIError(400, "logit_bias is not supported by this server.", param="logit_bias",
+                           code="unsupported_parameter")
     presets = getattr(ctx, "presets", None)
     try:
         return resolve_params(values, presets)
@@ -120,73 +135,30 @@ def build_params(ctx: AppContext, body: Mapping[str, Any]) -> GenerationParams:
         raise APIError(422, validation_message(list(exc.errors()))) from exc
 
 
+def ollama_params(ctx: AppContext, req: OllamaRequest) -> GenerationParams:
+    """GenerationParams from an Ollama request's ``options`` (Ollama's names). Raises APIError."""
+    if req.format not in (None, ""):
+        raise APIError(400, "Structured output (format) is not supported.", param="format",
+                       code="unsupported_parameter")
+    body: dict[str, Any] = {}
+    for key, value in (req.options or {}).items():
+        name = OLLAMA_OPTION_NAMES.get(key)
+        if name == "max_new_tokens" and isinstance(value, int) and value < 0:
+            continue  # -1 / -2: "until done" -> the default limit
+        if name is not None:
+            body[name] = value
+    return build_params(ctx, body)
+
+
 def check_logit_bias(ctx: AppContext, params: GenerationParams) -> None:
     """400 when the loaded backend cannot apply logit_bias, or a token id is out of range."""
     bias = getattr(params, "logit_bias", None)
     if not bias:
         return
-    model = ctx.engine.model
-    vocab = getattr(model, "vocab_size", None)
-    if model is None or vocab is None:
-        raise APIError(400, f"logit_bias is not supported by the {getattr(model, 'loader', 'current')} backend.", param="logit_bias")
+    model = ctx.engine.model_info
+    vocab = model.vocab_size if model else None
+    if vocab is None:
+        raise APIError(400, f"logit_bias is not supported by the {model.loader if model else 'current'} backend.", param="logit_bias")
     bad = [t for t in bias if not 0 <= t < vocab]
     if bad:
         raise APIError(400, f"logit_bias token ids out of range 0..{vocab - 1}: {bad[:5]}", param="logit_bias")
-
-
-def cancel_on_close(items: Iterator[T], handle: GenerationHandle) -> Iterator[T]:
-    """``items`` (read from ``handle``), cancelling the generation when closed before its end."""
-    try:
-        yield from items
-    finally:
-        handle.cancel()
-
-
-def _thread_limiter(request: Request) -> anyio.CapacityLimiter:
-    """API streams get their own thread pool (sized past max_queue), so a full queue of API
-    clients never starves the UI's handlers of threads. Created on first use (needs the loop)."""
-    limiter = getattr(request.app.state, "api_threads", None)
-    if limiter is None:
-        limiter = request.app.state.api_threads = anyio.CapacityLimiter(ctx_of(request).settings.max_queue + 8)
-    return limiter
-
-
-async def iterate_in_thread(
-    request: Request, items: Iterator[T], on_disconnect: Callable[[], None]
-) -> AsyncIterator[T]:
-    """Iterate a blocking iterator from async code without blocking the event loop.
-
-    A watcher polls for the client going away; then ``on_disconnect`` stops the generation (also
-    while it is still queued) and the iterator is closed, which cancels it for good.
-    """
-    sentinel: Any = object()
-
-    async def watch() -> None:
-        while True:
-            await asyncio.sleep(DISCONNECT_POLL_SECONDS)
-            if await request.is_disconnected():
-                log.info("client of %s disconnected; stopping its generation", request.url.path)
-                on_disconnect()
-                return
-
-    limiter = _thread_limiter(request)
-    watcher = asyncio.create_task(watch())
-    completed = False
-    try:
-        while True:
-            item = await anyio.to_thread.run_sync(next, items, sentinel, abandon_on_cancel=True, limiter=limiter)
-            if item is sentinel:
-                completed = True
-                return
-            yield item
-    finally:
-        watcher.cancel()
-        if not completed:
-            log.info("client of %s went away (or failed) before the end; generation stopped", request.url.path)
-            on_disconnect()
-        try:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-        except ValueError:
-            pass  # still running in an abandoned thread: it is closed when that thread lets go of it

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,10 @@ class OddMethodMiddleware:
         self.prefixes = prefixes
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.prefixes) and scope["method"] not in CATCH_ALL_METHODS:
-            response = error_response(APIError(405, f"Method {scope['method']} not allowed.", code="method_not_allowed"))
+        odd = scope["type"] == "http" and scope["method"] not in CATCH_ALL_METHODS
+        if odd and scope["path"].startswith(self.prefixes):
+            message = f"Method {scope['method']} not allowed."
+            response = error_response(APIError(405, message, code="method_not_allowed"))
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -111,8 +113,9 @@ def install_catch_all(app: FastAPI, routers: Sequence[APIRouter], prefixes: tupl
         allowed = sorted({m for r in api_routes if r.matches({"type": "http", "path": path, "method": "GET"})[0].value
                           for m in (getattr(r, "methods", None) or ())})
         if allowed:
-            return error_response(APIError(405, f"Method {request.method} not allowed on {path}; use {', '.join(allowed)}.",
-                                           code="method_not_allowed", headers={"Allow": ", ".join(allowed)}))
+            message = f"Method {request.method} not allowed on {path}; use {', '.join(allowed)}."
+            return error_response(APIError(405, message, code="method_not_allowed",
+                                           headers={"Allow": ", ".join(allowed)}))
         return error_response(APIError(404, f"No API endpoint {path}.", code="not_found"))
 
     app.add_middleware(OddMethodMiddleware)
@@ -134,7 +137,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # A body that is not JSON at all is a 400; JSON of the wrong shape is a 422.
         bad_json = any(e.get("type") == "json_invalid" for e in errors)
         status = 400 if bad_json else 422
-        return error_response(APIError(status, validation_message(errors), param=None if bad_json else _validation_param(errors),
+        param = None if bad_json else _validation_param(errors)
+        return error_response(APIError(status, validation_message(errors), param=param,
                                         code="invalid_json" if bad_json else "invalid_value"))
 
     @app.exception_handler(StarletteHTTPException)

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from webui.chat.character import Character, substitute_macros
 from webui.chat.characters import DEFAULT_CHARACTER, CharacterLibrary
-from webui.chat.hooks import Turn, TurnHooks
+from webui.chat.hooks import HookedCompletion, Turn, TurnHooks
 from webui.chat.instruct import MODEL_TEMPLATE, InstructionTemplates
 from webui.chat.prompt import MODES, ChatSetup, Goal, PromptResult, PromptTools, build_prompt
 from webui.engine.engine import Engine
@@ -33,7 +33,7 @@ from webui.engine.worker import GenerationHandle
 from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
 from webui.storage.personas import PersonaRepository
-from webui.storage.repository import ChatRepository, ConversationRecord
+from webui.storage.repository import ChatRepository, ConversationRecord, NotFound
 
 if TYPE_CHECKING:
     from webui.plugins.manager import ExtensionManager
@@ -348,6 +348,66 @@ class ChatService:
         yield from self.hooks.outputs(self._stream(handle, version_id, session_key, min_interval, built.dropped_turns), turn,
                                      lambda t: version_id is not None and self.repo.update_version(version_id, t, complete=True))
 
+    def answer_saved(
+        self,
+        history: list[tuple[str, str]],
+        params: GenerationParams,
+        *,
+        character: str | None = None,
+        mode: str | None = None,
+        persona: str | None = None,
+        session_key: str = "",
+        user_id: int | None = None,
+    ) -> tuple[int, Iterator[ReplyProgress]]:
+        """Store a caller-held history as a new chat at once, then reply into it (the API's ``save``):
+        the chat's id and the reply's progress. The last message is the turn being answered."""
+        settings: dict[str, Any] = {"mode": mode or ("chat" if character else "instruct")}
+        if persona:
+            settings["persona"] = persona
+        first_user = next((c for r, c in history if r == "user"), "API chat")
+        title = " ".join(first_user.split())[:TITLE_CHARS] or "API chat"
+        conv = self.repo.create_conversation(title=title, character=character or DEFAULT_CHARACTER, user_id=user_id,
+                                             settings=settings)
+        for role, content in history[:-1]:
+            self.repo.add_message(conv.id, role, content, user_id)
+        last_role, last_text = history[-1]
+        if last_role != "user":
+            self.repo.add_message(conv.id, last_role, last_text, user_id)
+        ids = self.repo.start_turn(conv.id, last_text if last_role == "user" else None, user_id)
+        return conv.id, self.answer(history, params, character=character, mode=mode, persona=persona,
+                                    session_key=session_key, user_id=user_id, version_id=ids.reply_version_id)
+
+    def complete(self, prompt: str, params: GenerationParams, *, session_key: str = "") -> Iterator[ReplyProgress]:
+        """A completion of a raw prompt (no chat template), with the extension hooks; the API's
+        text completions. Queued at once (a hook's error is raised here, before anything streams);
+        ``stop(session_key)`` or closing the iterator cancels it."""
+        completion = self.hooks.complete(self.engine, prompt, params)
+        self._track(session_key, completion.handle)
+        return self._completion_progress(completion, session_key)
+
+    def _completion_progress(self, completion: HookedCompletion, session_key: str) -> Iterator[ReplyProgress]:
+        handle = completion.handle
+        text = ""
+        try:
+            for delta in completion.deltas():
+                text += delta
+                yield ReplyProgress(text)
+        finally:
+            handle.cancel()  # a no-op when finished; stops the model if the consumer went away
+            self._untrack(session_key, handle)
+        stats = handle.stats
+        yield ReplyProgress(text, done=True, finish_reason=stats.finish_reason, prompt_tokens=stats.prompt_tokens,
+                            completion_tokens=stats.completion_tokens)
+
+    def has_conversation(self, conv_id: int, user_id: int | None = None) -> bool:
+        try:
+            return self.repo.get_conversation(conv_id, user_id) is not None
+        except NotFound:
+            return False
+
+    def has_persona(self, name: str, user_id: int | None = None) -> bool:
+        return self._persona(name, user_id) is not None
+
     def _generate(
         self,
         conv: ConversationRecord,
@@ -393,11 +453,7 @@ class ChatService:
         *,
         prefix: str = "",
     ) -> Iterator[ReplyProgress]:
-        with self._lock:
-            previous = self._active.get(session_key)
-            self._active[session_key] = handle
-        if previous is not None:
-            previous.cancel()
+        self._track(session_key, handle)
         generated = ""
 
         def text() -> str:
@@ -427,9 +483,7 @@ class ChatService:
             handle.cancel()  # a no-op when finished; stops the model if the consumer went away
             if version_id is not None:
                 self.repo.update_version(version_id, text(), complete=True)
-            with self._lock:
-                if self._active.get(session_key) is handle:
-                    del self._active[session_key]
+            self._untrack(session_key, handle)
         stats = handle.stats
         yield ReplyProgress(
             text(),
@@ -439,6 +493,19 @@ class ChatService:
             prompt_tokens=stats.prompt_tokens,
             completion_tokens=stats.completion_tokens,
         )
+
+    def _track(self, session_key: str, handle: GenerationHandle) -> None:
+        """Make ``handle`` the generation of ``session_key``; one already there is cancelled."""
+        with self._lock:
+            previous = self._active.get(session_key)
+            self._active[session_key] = handle
+        if previous is not None:
+            previous.cancel()
+
+    def _untrack(self, session_key: str, handle: GenerationHandle) -> None:
+        with self._lock:
+            if self._active.get(session_key) is handle:
+                del self._active[session_key]
 
     def stop(self, session_key: str) -> bool:
         """Stop the reply streaming to ``session_key``; True if there was one."""

@@ -21,16 +21,17 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from markdown_it import MarkdownIt
 
 from webui.errors import UserFacingError
 from webui.storage.repository import NotFound
+from webui.streaming import iterate_in_thread
 from webui.ui.chat_view import dropped_notice
 
 log = logging.getLogger(__name__)
@@ -107,34 +108,31 @@ class LiveReplies:
 
     async def events(self, token: str, turn: LiveTurn, request: Request) -> AsyncIterator[str]:
         """The SSE body: ``{"html": ...}`` per update, ``{"notice": ...}`` when old turns were left
-        out of the prompt, ``{"error": ...}`` if the turn failed, then ``{"done": true}``."""
+        out of the prompt, ``{"error": ...}`` if the turn failed, then ``{"done": true}``.
+
+        The turn is read through ``webui.streaming.iterate_in_thread``: when the page goes away
+        the stream is closed, which stops the model."""
         outcome = TurnOutcome()
-        stream: ReplyStream | None = None
         notice = shown = ""
         try:
             if turn.initial:
                 yield sse({"html": self.html(turn.initial)})
-            stream = turn.start()
-            while True:
+            updates = iterate_in_thread(self._rendered(turn.start()), disconnected=request.is_disconnected,
+                                        label=f"live reply {token[:6]}")
+            async with aclosing(updates):
                 try:
-                    update = await anyio.to_thread.run_sync(self._next_update, stream)
+                    async for progress, html in updates:
+                        outcome.dropped_turns = progress.dropped_turns
+                        new_notice = dropped_notice(progress.dropped_turns)
+                        if new_notice != notice:
+                            notice = new_notice
+                            yield sse({"notice": notice})
+                        if html != shown:  # the final progress usually repeats the text already sent
+                            shown = html
+                            yield sse({"html": html})
                 except (UserFacingError, NotFound) as exc:
                     outcome.error = str(exc)
                     yield sse({"error": outcome.error})
-                    break
-                if update is None:
-                    break
-                progress, html = update
-                outcome.dropped_turns = progress.dropped_turns
-                new_notice = dropped_notice(progress.dropped_turns)
-                if new_notice != notice:
-                    notice = new_notice
-                    yield sse({"notice": notice})
-                if html != shown:  # the final progress usually repeats the text already sent
-                    shown = html
-                    yield sse({"html": html})
-                if await request.is_disconnected():
-                    break
             yield sse({"done": True})
         except Exception as exc:  # the page gets a message; the server keeps serving
             log.exception("live reply %s failed", token[:6])
@@ -142,15 +140,18 @@ class LiveReplies:
             yield sse({"error": outcome.error})
             yield sse({"done": True})
         finally:
-            if stream is not None and hasattr(stream, "close"):
-                with anyio.CancelScope(shield=True):  # stops the model if the page went away
-                    await anyio.to_thread.run_sync(stream.close)
             self._finish(token, outcome)
 
-    def _next_update(self, stream: ReplyStream) -> tuple[Any, str] | None:
-        """The next progress and its HTML (rendered here, off the event loop)."""
-        progress = next(stream, None)
-        return None if progress is None else (progress, self.html(progress.text))
+    def _rendered(self, stream: ReplyStream) -> Iterator[tuple[Any, str]]:
+        """Each progress with its HTML (rendered in the bridge's thread, off the event loop).
+        Closing this closes ``stream``, which stops the model."""
+        try:
+            for progress in stream:
+                yield progress, self.html(progress.text)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
 
 
 def sse(payload: dict[str, Any]) -> str:
