@@ -62,7 +62,7 @@ def _model_entry(ctx: AppContext, name: str) -> dict[str, Any]:
     path = Path(spec.path) if spec else None
     exists = path is not None and path.exists()
     modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) if exists else datetime.now(timezone.utc)
-    size = int(getattr(ctx.engine.load_info, "footprint_bytes", 0) or 0)
+    size = ctx.engine.load_info.footprint_bytes if ctx.engine.load_info else 0
     return {
         "name": name, "model": name, "modified_at": modified.isoformat().replace("+00:00", "Z"),
         "size": size, "digest": _digest(ctx), "details": _details(ctx),

@@ -177,7 +177,7 @@ class ChatService:
         )
 
     def _tools(self, params: GenerationParams, template: str | None) -> PromptTools:
-        model = self.engine.model
+        info = self.engine.model_info
         if template and template != MODEL_TEMPLATE and self.templates is not None:
             templates = self.templates
 
@@ -186,8 +186,8 @@ class ChatService:
         else:
             format_chat = self.engine.format_chat
         budget = None
-        if model is not None:
-            budget = (params.truncation_length or model.context_length) - params.max_new_tokens
+        if info is not None:
+            budget = (params.truncation_length or info.context_length) - params.max_new_tokens
         return PromptTools(format_chat, lambda t: self.hooks.tokenized_length(t, self.engine.count_tokens), budget)
 
     # -- prompts -----------------------------------------------------------------------

@@ -85,11 +85,6 @@ class LoadedModel(ABC):
 
     info: ModelInfo
 
-    @property
-    def context_length(self) -> int:
-        """``info.context_length`` (the chat layer's prompt budget)."""
-        return self.info.context_length
-
     @abstractmethod
     def format_chat(self, messages: list[dict[str, str]]) -> str:
         """Render messages with the model's own chat template, ready for generation."""
