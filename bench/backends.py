@@ -171,7 +171,11 @@ def main() -> None:
         for name, opts in HF_OPTIONS.items()
     ]
     runs.append(("gguf llama.cpp Q4_1", ModelSpec(str(gguf), "llama.cpp", {"n_ctx": 2048}), raw_llama))
-    runs.append(("gguf llama.cpp Q4_1 flash+q8 KV", ModelSpec(str(gguf), "llama.cpp", {"n_ctx": 2048, "flash_attn": True, "cache_type": "q8_0"}), raw_llama))
+    runs.append((
+        "gguf llama.cpp Q4_1 flash+q8 KV",
+        ModelSpec(str(gguf), "llama.cpp", {"n_ctx": 2048, "flash_attn": True, "cache_type": "q8_0"}),
+        raw_llama,
+    ))
     runs.append(("gguf transformers (dequantized)", ModelSpec(str(gguf), "transformers", {}), raw_transformers))
     if args.only:
         wanted = {w.strip() for w in args.only.split(",")}
@@ -189,8 +193,10 @@ def main() -> None:
     finally:
         engine.shutdown()
 
-    print(f"\nSmolLM2-135M-Instruct on CPU, greedy, {args.max_tokens} new tokens, median of {args.rounds} interleaved rounds")
-    print(f"{'option':<34}{'load s':>8}{'footprint':>12}{'RSS +':>11}{'raw tok/s':>11}{'engine tok/s':>14}{'engine/raw':>12}{'per round':>12}")
+    print(f"\nSmolLM2-135M-Instruct on CPU, greedy, {args.max_tokens} new tokens, "
+          f"median of {args.rounds} interleaved rounds")
+    print(f"{'option':<34}{'load s':>8}{'footprint':>12}{'RSS +':>11}{'raw tok/s':>11}"
+          f"{'engine tok/s':>14}{'engine/raw':>12}{'per round':>12}")
     for r in rows:
         if "error" in r:
             print(f"{r['name']:<34}  failed: {r['error']}")

@@ -35,7 +35,8 @@ RUNS: list[tuple[str, dict[str, Any]]] = [
     ("bf16 eager", {"dtype": "bfloat16", "device_map": "cuda"}),
     ("bf16 static cache + compile", {"dtype": "bfloat16", "device_map": "cuda", "compile": True}),
     ("bnb nf4 (double quant, bf16 compute)", {"dtype": "bfloat16", "device_map": "cuda", "quantization": "bnb-4bit",
-                                             "quant_type": "nf4", "use_double_quant": True, "compute_dtype": "bfloat16"}),
+                                             "quant_type": "nf4", "use_double_quant": True,
+                                             "compute_dtype": "bfloat16"}),
     ("bnb int8", {"dtype": "bfloat16", "device_map": "cuda", "quantization": "bnb-8bit"}),
 ]
 
@@ -103,7 +104,8 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="llama7b-random-"))
     t = time.perf_counter()
     folder = build_checkpoint(out)
-    print(f"{torch.cuda.get_device_name(0)}; 7B-shaped random checkpoint at {folder} ({time.perf_counter() - t:.0f} s)", flush=True)
+    print(f"{torch.cuda.get_device_name(0)}; 7B-shaped random checkpoint at {folder} "
+          f"({time.perf_counter() - t:.0f} s)", flush=True)
 
     engine = Engine()
     rows = []
@@ -116,7 +118,9 @@ def main() -> int:
                 prompt = engine.format_chat([{"role": "user", "content": "Tell me a long story."}])
                 decode(engine, prompt, 16)  # warm-up (and, with compile, the compilation)
                 rate = decode(engine, prompt, args.max_tokens)
-                rows.append((name, info.load_seconds, info.footprint_bytes, torch.cuda.max_memory_allocated(), rate, ""))
+                rows.append(
+                    (name, info.load_seconds, info.footprint_bytes, torch.cuda.max_memory_allocated(), rate, "")
+                )
             except Exception as exc:  # noqa: BLE001 - report and go on with the next option
                 rows.append((name, 0.0, 0, 0, 0.0, f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}"))
             engine.unload()

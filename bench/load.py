@@ -46,7 +46,9 @@ def measure(url: str, clients: int, seconds: float) -> tuple[float, list[float],
     errors: list[str] = []
     start = time.monotonic()
     until = start + seconds
-    threads = [threading.Thread(target=run_client, args=(url, until, tokens, latencies, errors)) for _ in range(clients)]
+    threads = [
+        threading.Thread(target=run_client, args=(url, until, tokens, latencies, errors)) for _ in range(clients)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -230,7 +230,8 @@ def main() -> int:
                 browser.close()
         finally:
             app.stop()
-    print(f"{args.messages}-message chat vs empty chat, embedded SmolLM2, Chromium, replies of {MAX_NEW_TOKENS} tokens (end banned, seed {SEED}), "
+    print(f"{args.messages}-message chat vs empty chat, embedded SmolLM2, Chromium, "
+          f"replies of {MAX_NEW_TOKENS} tokens (end banned, seed {SEED}), "
           f"{args.rounds} interleaved rounds (medians; tokens/s)")
     for truncation, label in ((1024, "truncation_length 1024"), (0, "full context")):
         r = results[truncation]
@@ -238,8 +239,10 @@ def main() -> int:
         protocol_ratio = r["protocol long"] / r["protocol empty"]
         model_ratio, tokens = model[truncation]
         print(f"  {label} (long-chat prompt {tokens} tokens):")
-        print(f"    browser:  empty {r['browser empty']:.1f} tok/s, long {r['browser long']:.1f} tok/s -> ratio {browser_ratio:.2f}")
-        print(f"    same server, no browser (the page's requests): empty {r['protocol empty']:.1f}, long {r['protocol long']:.1f} -> ratio {protocol_ratio:.2f}")
+        print(f"    browser:  empty {r['browser empty']:.1f} tok/s, long {r['browser long']:.1f} tok/s "
+              f"-> ratio {browser_ratio:.2f}")
+        print(f"    same server, no browser (the page's requests): empty {r['protocol empty']:.1f}, "
+              f"long {r['protocol long']:.1f} -> ratio {protocol_ratio:.2f}")
         print(f"    raw llama.cpp decode, long prompt / one message: {model_ratio:.2f}")
         print(f"    UI's own ratio (browser / raw model) {browser_ratio / model_ratio:.2f} (target >= 0.95); "
               f"server's (protocol / raw model) {protocol_ratio / model_ratio:.2f}; "

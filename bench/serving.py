@@ -128,14 +128,16 @@ def main() -> None:
             engine.shutdown()
 
     med = {k: statistics.median(v) for k, v in rates.items()}
-    print(f"embedded SmolLM2-135M-Instruct Q4_1, llama.cpp, {default_threads()} threads, {args.rounds} interleaved rounds")
+    print(f"embedded SmolLM2-135M-Instruct Q4_1, llama.cpp, {default_threads()} threads, "
+          f"{args.rounds} interleaved rounds")
     for k in ("raw", "engine", "ui"):
         print(f"  {k:<7} decode tok/s  median {med[k]:7.1f}   rounds {' '.join(f'{r:.1f}' for r in rates[k])}")
     # Each round's paths run back to back, so the median of per-round ratios cancels drift best.
     for path in ("engine", "ui"):
         per_round = [p / r for p, r in zip(rates[path], rates["raw"])]
         print(f"  ratio {path}/raw = {statistics.median(per_round):.3f} (median of rounds: "
-              f"{' '.join(f'{x:.2f}' for x in per_round)}; ratio of medians {med[path] / med['raw']:.3f})   (target >= 0.97)")
+              f"{' '.join(f'{x:.2f}' for x in per_round)}; ratio of medians {med[path] / med['raw']:.3f})"
+              "   (target >= 0.97)")
     print(f"  start-up: python app.py -> first page served in {startup_s:.2f} s   (target <= 8 s)")
 
 

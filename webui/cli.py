@@ -61,7 +61,9 @@ def _check_character(ctx: AppContext, name: str | None) -> None:
         raise UserFacingError(f"No character named {name!r}. Available: {', '.join(ctx.characters.names())}.")
 
 
-def run_prompt(ctx: AppContext, prompt: str, params: GenerationParams, out: TextIO, character: str | None = None) -> int:
+def run_prompt(
+    ctx: AppContext, prompt: str, params: GenerationParams, out: TextIO, character: str | None = None
+) -> int:
     """Stream one reply to ``prompt`` to ``out`` (nothing is saved, like ``ollama run``)."""
     _check_character(ctx, character)
     shown = ""

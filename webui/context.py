@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from webui.chat.characters import CharacterLibrary
 from webui.chat.instruct import InstructionTemplates
 from webui.chat.service import ChatService
-from webui.config import Settings
-from webui.engine.model_settings import ModelSettingsStore, load_and_remember, startup_spec
+from webui.config import REPO_ROOT, Settings
 from webui.engine.engine import Engine
-from webui.storage.db import ensure_data_dir, open_database, sqlite_url
+from webui.engine.model_settings import ModelSettingsStore, load_and_remember, startup_spec
+from webui.generation.presets import PresetLibrary
 from webui.plugins import ExtensionManager, JsonFileStore
+from webui.storage.db import ensure_data_dir, open_database, sqlite_url
 from webui.storage.personas import PersonaRepository
 from webui.storage.repository import ChatRepository
-from webui.generation.presets import PresetLibrary
-from webui.config import REPO_ROOT
 
 log = logging.getLogger(__name__)
 

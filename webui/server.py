@@ -9,8 +9,8 @@ from webui.api import internal, ollama, openai_routes
 from webui.api.auth import Authenticator, load_accounts, load_api_keys
 from webui.api.errors import install_catch_all, install_error_handlers
 from webui.context import AppContext
-from webui.ui.app import BASE_CSS, TITLE, build_ui, offline_theme
 from webui.ui import live_reply
+from webui.ui.app import BASE_CSS, TITLE, build_ui, offline_theme
 from webui.ui.extensions_tab import extension_assets
 
 

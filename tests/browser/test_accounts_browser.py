@@ -39,7 +39,9 @@ def test_two_users_private_chats_and_independent_stop(tmp_path: Path, browser) -
 
         # Alice's reply streams; Bob's request waits behind it on the one inference thread.
         send_message(alice, "Alice asks: " + LONG)
-        wait_for(lambda: len(bot_texts(alice)) >= 2 and bot_texts(alice)[-1].strip() != "", timeout=90, what="alice's reply")
+        wait_for(
+            lambda: len(bot_texts(alice)) >= 2 and bot_texts(alice)[-1].strip() != "", timeout=90, what="alice's reply"
+        )
         send_message(bob, "Bob asks: " + LONG)
         wait_for(lambda: any(t.startswith("Bob asks") for t in user_texts(bob)), what="bob's message shown")
 

@@ -86,7 +86,9 @@ def test_chat_streams_stops_and_survives_reload_and_restart(tmp_path: Path, brow
         # A second turn in the same chat works after the restart.
         send_message(page, "Thank you!")
         wait_for(lambda: user_texts(page)[-1:] == ["Thank you!"], what="second message")
-        wait_for(lambda: len(stored_replies(data)) == 3 and stored_replies(data)[-1][1] == 1, timeout=90, what="second reply")
+        wait_for(
+            lambda: len(stored_replies(data)) == 3 and stored_replies(data)[-1][1] == 1, timeout=90, what="second reply"
+        )
         wait_for(lambda: reply_finished(page), what="the live bubble hidden")
         # The chat shows the stored reply (compared by its words: the chat renders Markdown, so list
         # markers and emphasis are not in the text shown).

@@ -252,7 +252,9 @@ def test_export_then_import_ours_and_oobabooga(app, page, tmp_path: Path) -> Non
     assert data["format"] == "webui-chat" and data["title"] == title
     assert [m["role"] for m in data["messages"]] == ["assistant", "user", "assistant"]
     assert data["messages"][1]["versions"] == [title]
-    assert [m[1] for m in stored_messages(app.data_dir, conv)] == [m["versions"][m["active_version"]] for m in data["messages"]]
+    assert [m[1] for m in stored_messages(app.data_dir, conv)] == [
+        m["versions"][m["active_version"]] for m in data["messages"]
+    ]
     assert data["messages"][2]["versions"][0].split()[0] in reply
     assert data["settings"]["params"]["temperature"] == 0.42
 
@@ -261,7 +263,10 @@ def test_export_then_import_ours_and_oobabooga(app, page, tmp_path: Path) -> Non
     set_params(page, temperature=1.5)  # the import brings the chat's own parameters back
     page.set_input_files("#import-chat input[type=file]", str(exported))
     wait_for(lambda: page.inner_text("#chat-list").count(title) == 2, timeout=T, what="the imported chat listed")
-    wait_for(lambda: open_chat_id(page) != conv and page.input_value("#rename-box textarea") == title, what="imported chat open")
+    wait_for(
+        lambda: open_chat_id(page) != conv and page.input_value("#rename-box textarea") == title,
+        what="imported chat open",
+    )
     imported = open_chat_id(page)
     wait_for(lambda: user_texts(page) == [title] and len(bot_texts(page)) == 2, what="imported messages shown")
     assert stored_messages(app.data_dir, imported) == stored_messages(app.data_dir, conv)
@@ -273,8 +278,13 @@ def test_export_then_import_ours_and_oobabooga(app, page, tmp_path: Path) -> Non
              ["And at dusk?", "It closes its petals."]]
     ooba.write_text(json.dumps({"internal": pairs, "visible": pairs}), encoding="utf-8")
     page.set_input_files("#import-chat input[type=file]", str(ooba))
-    wait_for(lambda: "Tell me about the oobaflower." in page.inner_text("#chat-list"), timeout=T, what="Oobabooga chat listed")
+    wait_for(
+        lambda: "Tell me about the oobaflower." in page.inner_text("#chat-list"),
+        timeout=T,
+        what="Oobabooga chat listed",
+    )
     wait_for(lambda: user_texts(page) == ["Tell me about the oobaflower.", "And at dusk?"]
-             and bot_texts(page) == ["Greetings, traveller of Oobaland.", "The oobaflower blooms at dawn.", "It closes its petals."],
+             and bot_texts(page) == ["Greetings, traveller of Oobaland.", "The oobaflower blooms at dawn.",
+                                     "It closes its petals."],
              what="Oobabooga messages shown")
     assert page.input_value("#rename-box textarea") == "Tell me about the oobaflower."

@@ -4,14 +4,13 @@ card upload, persona switch, and that HTML from model/card/user text never execu
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.browser_utils import new_chat, open_app_page, wait_for
 from tests.support.server_utils import served_app
-from tests.support.shared_fixtures import SERAPHINA, seraphina_card
+from tests.support.shared_fixtures import seraphina_card
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +45,8 @@ def send(page, text: str) -> None:
     page.fill("#chat-input textarea", text)
     page.click("#send")
     page.wait_for_function(
-        "b => { const t = document.querySelector('#message-info').innerText; return t !== b && / assistant · /.test(t); }",
+        "b => { const t = document.querySelector('#message-info').innerText; "
+        "return t !== b && / assistant · /.test(t); }",
         arg=before, timeout=T,
     )
 
@@ -77,7 +77,9 @@ def test_regenerate_switch_version_edit_branch_and_no_html_execution(app, page) 
     page.wait_for_selector("#chatbot strong:has-text('bold')", timeout=T)
     send(page, XSS)  # the user's own text too
     # (the chat is re-rendered from the database; a message's text can be drawn a moment later)
-    wait_for(lambda: '<img src=x onerror=' in page.inner_text("#chatbot"), timeout=T / 1000, what="the user's text shown")
+    wait_for(
+        lambda: '<img src=x onerror=' in page.inner_text("#chatbot"), timeout=T / 1000, what="the user's text shown"
+    )
     assert page.evaluate("window.__xss") is None
     assert page.dialogs == []  # type: ignore[attr-defined]
     assert page.locator("#chatbot img[src='x']").count() == 0
@@ -94,14 +96,20 @@ def test_regenerate_switch_version_edit_branch_and_no_html_execution(app, page) 
 
     # everything is in the database and survives a reload
     page.reload()
-    page.wait_for_function("() => /\\(branch\\)/.test((document.querySelector('#chat-list') || {}).innerText || '')", timeout=T)
-    wait_for(lambda: "Say hello in five words." in page.inner_text("#chatbot"), timeout=T / 1000, what="the branch reopened")
+    page.wait_for_function(
+        "() => /\\(branch\\)/.test((document.querySelector('#chat-list') || {}).innerText || '')", timeout=T
+    )
+    wait_for(
+        lambda: "Say hello in five words." in page.inner_text("#chatbot"), timeout=T / 1000, what="the branch reopened"
+    )
 
 
 def test_card_upload_then_persona_switch(app, page) -> None:
     page.get_by_role("tab", name="Characters").click()
     page.set_input_files("#character-upload input[type=file]", str(seraphina_card()))
-    page.wait_for_function("() => document.querySelector('#char-name textarea, #char-name input').value === 'Seraphina'", timeout=T)
+    page.wait_for_function(
+        "() => document.querySelector('#char-name textarea, #char-name input').value === 'Seraphina'", timeout=T
+    )
     assert "4 entries" in page.inner_text("#char-lore")
     assert (app.data_dir / "characters" / "Seraphina.yaml").is_file()
 
@@ -130,6 +138,8 @@ def test_card_upload_then_persona_switch(app, page) -> None:
     assert "A botanist who loves ferns." in prompt and "OtisAlejandro" not in prompt  # creator notes never in a prompt
 
     # the same prompt comes from the API (same code path)
-    body = {"messages": [{"role": "user", "content": "Where is the glade?"}], "character": "Seraphina", "persona": "Alice"}
+    body = {
+        "messages": [{"role": "user", "content": "Where is the glade?"}], "character": "Seraphina", "persona": "Alice"
+    }
     api = httpx.post(f"{app.url}/v1/internal/chat-prompt", json=body, timeout=60).json()["prompt"]
     assert "Alice's persona: A botanist who loves ferns." in api and re.search(r"Seraphina", api)

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser_utils import LIVE, new_chat, open_app_page, reply_finished, send_message, user_texts, wait_for
+from tests.support.browser_utils import (
+    LIVE,
+    new_chat,
+    open_app_page,
+    reply_finished,
+    send_message,
+    user_texts,
+    wait_for,
+)
 from tests.support.server_utils import served_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

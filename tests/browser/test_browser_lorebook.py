@@ -3,15 +3,13 @@ see the prompt builder use them (through ``POST /v1/internal/chat-prompt``, the 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 import yaml
 
 from tests.support.browser_utils import open_app_page, wait_for
 from tests.support.server_utils import served_app
-from tests.support.shared_fixtures import SERAPHINA, seraphina_card
+from tests.support.shared_fixtures import seraphina_card
 
 pytestmark = pytest.mark.browser
 
@@ -112,7 +110,9 @@ def test_lorebook_entries_add_edit_delete_reach_the_prompt(app, page) -> None:  
     page.fill("#lore-order input", "1.5")
     page.click("#lore-save-entry")
     wait_refused(page, "Insertion order must be a whole number, not 1.5")
-    assert page.input_value(box("lore-content")) == ADDED and page.input_value(box("lore-keys")) == "zanzibar, spice port"
+    assert (
+        page.input_value(box("lore-content")) == ADDED and page.input_value(box("lore-keys")) == "zanzibar, spice port"
+    )
     assert len(stored_entries(app)) == 4
 
     # add the entry; then the character's own Save keeps it
@@ -140,7 +140,9 @@ def test_lorebook_entries_add_edit_delete_reach_the_prompt(app, page) -> None:  
     assert EDITED in text and ADDED not in text
 
     # edit one of the card's own entries: SillyTavern's per-entry extensions stay as they were
-    edit_content(page, app, "3. glade, safe haven, refuge", 2, shown="forest glade", new=GLADE, ask="Where is the glade?")
+    edit_content(
+        page, app, "3. glade, safe haven, refuge", 2, shown="forest glade", new=GLADE, ask="Where is the glade?"
+    )
     glade = stored_entries(app)[2]
     assert glade["extensions"] == original[2]["extensions"] and glade["id"] == original[2]["id"]
     assert glade["keys"] == original[2]["keys"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from tests.integration.test_model_remote import WORDS, ServerState, make_server
 from tests.support.browser_utils import bot_texts, send_message, wait_for
 from tests.support.server_utils import free_port, start_app
-from tests.integration.test_model_remote import WORDS, ServerState, make_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -82,7 +82,9 @@ def test_remote_engine_from_the_model_tab(tmp_path: Path, browser) -> None:  # t
     """Loader remote + a local OpenAI-compatible server: load from the tab, chat, the reply streams from it."""
     state = ServerState(delay=0.05)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(make_server(state, key="sk-ui"), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(make_server(state, key="sk-ui"), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

@@ -21,7 +21,8 @@ LOCAL = {"127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"}
 def test_page_and_chat_stay_on_localhost(tmp_path: Path, browser) -> None:
     app = start_app(tmp_path / "data")
     seen_remote: set[tuple[str, int]] = set()
-    listening: set[str] = set()  # collected here, asserted in the test body (an assert in a thread cannot fail the test)
+    # collected here, asserted in the test body (an assert in a thread cannot fail the test)
+    listening: set[str] = set()
     samples = 0
     stop = threading.Event()
 

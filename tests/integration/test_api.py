@@ -107,14 +107,17 @@ def test_logit_bias_forces_a_token(client: openai.OpenAI) -> None:
 def test_extra_body_parameters(client: openai.OpenAI, app: RunningApp) -> None:
     r = client.chat.completions.create(
         model="default", messages=[{"role": "user", "content": "Who are you?"}], max_tokens=8,
-        extra_body={"top_k": 1, "repetition_penalty": 1.1, "character": "Assistant", "mode": "chat", "no_such_param": 1},
+        extra_body={
+            "top_k": 1, "repetition_penalty": 1.1, "character": "Assistant", "mode": "chat", "no_such_param": 1
+        },
     )
     assert r.choices[0].message.content.strip()
     resp = httpx.post(f"{app.url}/v1/chat/completions", timeout=60, json={
         "messages": [{"role": "user", "content": "x"}], "max_tokens": 2, "no_such_param": 1, "top_k": 3})
     assert resp.status_code == 200 and resp.headers["x-ignored-params"] == "no_such_param"
     assert_error(httpx.post(f"{app.url}/v1/chat/completions", json={
-        "messages": [{"role": "user", "content": "x"}], "character": "Nobody"}), 404, "character_not_found", "character")
+        "messages": [{"role": "user", "content": "x"}], "character": "Nobody"}),
+        404, "character_not_found", "character")
     assert_error(httpx.post(f"{app.url}/v1/chat/completions", json={
         "messages": [{"role": "user", "content": "x"}], "mode": "telepathy"}), 400, param="mode")
     assert_error(httpx.post(f"{app.url}/v1/chat/completions", json={
@@ -133,14 +136,25 @@ def test_text_completion_streaming_and_not(client: openai.OpenAI) -> None:
 
 def test_error_shapes(app: RunningApp, client: openai.OpenAI) -> None:
     url = f"{app.url}/v1/chat/completions"
-    assert_error(httpx.post(url, content=b"{not json", headers={"content-type": "application/json"}), 400, "invalid_json")
+    assert_error(
+        httpx.post(url, content=b"{not json", headers={"content-type": "application/json"}), 400, "invalid_json"
+    )
     assert_error(httpx.post(url, json={"messages": []}), 422, param="messages")
     assert_error(httpx.post(url, json={"messages": [{"role": "wizard", "content": "x"}]}), 422)
     assert_error(httpx.post(url, json={"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}), 422)
     assert_error(httpx.post(url, json={"messages": [{"role": "user", "content": "x"}], "n": 2}), 400, param="n")
-    assert_error(httpx.post(url, json={"messages": [{"role": "user", "content": "x"}], "logit_bias": {"x": 1}}), 400, param="logit_bias")
-    assert_error(httpx.post(url, json={"messages": [{"role": "user", "content": "x"}], "logit_bias": {"99999999": 1}}), 400, param="logit_bias")
-    assert_error(httpx.post(url, json={"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}), 404, "model_not_found", "model")
+    assert_error(
+        httpx.post(url, json={"messages": [{"role": "user", "content": "x"}], "logit_bias": {"x": 1}}),
+        400, param="logit_bias",
+    )
+    assert_error(
+        httpx.post(url, json={"messages": [{"role": "user", "content": "x"}], "logit_bias": {"99999999": 1}}),
+        400, param="logit_bias",
+    )
+    assert_error(
+        httpx.post(url, json={"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}),
+        404, "model_not_found", "model",
+    )
     assert_error(httpx.post(f"{app.url}/v1/completions", json={"prompt": ["a", "b"]}), 400, param="prompt")
     assert_error(httpx.get(f"{app.url}/v1/chat/completions"), 405)
     with pytest.raises(openai.NotFoundError) as exc:
@@ -178,7 +192,9 @@ def test_saving_api_chats_is_opt_in(app: RunningApp, client: openai.OpenAI) -> N
             db.close()
 
     before = titles()
-    client.chat.completions.create(model="default", messages=[{"role": "user", "content": "Not saved please"}], max_tokens=3)
+    client.chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "Not saved please"}], max_tokens=3
+    )
     assert titles() == before
     raw = client.chat.completions.with_raw_response.create(
         model="default", messages=[{"role": "user", "content": "Remember the word kiwi"}], max_tokens=5,
@@ -216,7 +232,8 @@ def test_ollama_tags_ps_show(app: RunningApp) -> None:
 
 
 def test_ollama_chat_streams_ndjson(app: RunningApp) -> None:
-    body = {"model": "default", "messages": [{"role": "user", "content": "Count to ten."}], "options": {"num_predict": 10, "temperature": 0}}
+    body = {"model": "default", "messages": [{"role": "user", "content": "Count to ten."}],
+            "options": {"num_predict": 10, "temperature": 0}}
     # Ollama's docs post JSON without a content type; it streams by default.
     with httpx.stream("POST", f"{app.url}/api/chat", content=json.dumps(body), timeout=60) as resp:
         assert resp.headers["content-type"].startswith("application/x-ndjson")
@@ -262,4 +279,6 @@ def test_concurrent_requests_all_answer(app: RunningApp) -> None:
 
 def test_openapi_schema_documents_v1(app: RunningApp, tmp_path: Path) -> None:
     schema = httpx.get(f"{app.url}/openapi.json").json()
-    assert {"/v1/models", "/v1/chat/completions", "/v1/completions", "/api/chat", "/api/generate"} <= set(schema["paths"])
+    assert {"/v1/models", "/v1/chat/completions", "/v1/completions", "/api/chat", "/api/generate"} <= set(
+        schema["paths"]
+    )

@@ -52,10 +52,14 @@ def test_keys_and_basic_auth_work(app: RunningApp) -> None:
 def test_saved_api_chats_are_private_to_the_keys_account(app: RunningApp) -> None:
     alice = openai.OpenAI(base_url=f"{app.url}/v1", api_key="sk-alice", max_retries=0, timeout=60)
     raw = alice.chat.completions.with_raw_response.create(
-        model="default", messages=[{"role": "user", "content": "Alice's secret"}], max_tokens=3, extra_body={"save": True})
+        model="default", messages=[{"role": "user", "content": "Alice's secret"}], max_tokens=3,
+        extra_body={"save": True})
     conv_id = int(raw.headers["x-conversation-id"])
     cont = {**CHAT, "conversation_id": conv_id}
-    assert httpx.post(f"{app.url}/v1/chat/completions", json=cont, headers=bearer("sk-alice"), timeout=60).status_code == 200
+    assert (
+        httpx.post(f"{app.url}/v1/chat/completions", json=cont, headers=bearer("sk-alice"), timeout=60).status_code
+        == 200
+    )
     # Bob (by key or by password) and the shared key cannot continue -- or even see -- Alice's chat.
     for headers, auth in ((bearer("sk-bob"), None), (bearer("sk-shared"), None), ({}, ("bob", "builder"))):
         r = httpx.post(f"{app.url}/v1/chat/completions", json=cont, headers=headers, auth=auth, timeout=60)
@@ -70,7 +74,9 @@ def test_past_capacity_answers_429_and_keeps_serving(app: RunningApp) -> None:
     started = threading.Event()
 
     def hold() -> None:
-        with httpx.stream("POST", f"{app.url}/v1/chat/completions", json=long, headers=bearer("sk-shared"), timeout=60) as r:
+        with httpx.stream(
+            "POST", f"{app.url}/v1/chat/completions", json=long, headers=bearer("sk-shared"), timeout=60
+        ) as r:
             for i, _ in enumerate(r.iter_lines()):
                 if i == 2:
                     started.set()

@@ -53,5 +53,7 @@ def test_no_server_errors_and_openai_shaped_errors(case) -> None:  # type: ignor
     assert response.status_code < 500, (case.method, case.path, case.body, response.text[:500])
     if response.status_code >= 400:
         body = json.loads(response.text)
-        assert isinstance(body, dict) and "error" in body, (case.method, case.path, response.status_code, response.text[:300])
+        assert isinstance(body, dict) and "error" in body, (
+            case.method, case.path, response.status_code, response.text[:300]
+        )
         assert set(body["error"]) == {"message", "type", "param", "code"}, body

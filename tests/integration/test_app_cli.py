@@ -14,7 +14,9 @@ from webui.config import REPO_ROOT
 
 
 def run_app(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO_ROOT / "app.py"), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "app.py"), *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess, *expected: str) -> None:

@@ -18,7 +18,9 @@ from webui.generation.params import GenerationParams
 from webui.generation.penalties import PenaltyConfig, SequencePenalties, TorchPenalties, numpy_processor
 from webui.generation.support import unsupported
 
-NEW_PARAMS = ("ban_eos_token", "no_repeat_ngram_size", "repetition_penalty_range", "presence_penalty", "frequency_penalty")
+NEW_PARAMS = (
+    "ban_eos_token", "no_repeat_ngram_size", "repetition_penalty_range", "presence_penalty", "frequency_penalty"
+)
 
 
 # -- the rules on hand-made scores -----------------------------------------------------------
@@ -37,21 +39,35 @@ def run_rules(config: PenaltyConfig, prompt: list[int], generated: list[int], sc
 
 def test_presence_and_frequency_count_only_generated_tokens() -> None:
     scores = [1.0, 2.0, -1.0, 0.5, 3.0, 1.0, 0.0, 0.0]
-    out = run_rules(PenaltyConfig(presence_penalty=0.5, frequency_penalty=0.25), prompt=[5, 5, 6], generated=[1, 1, 2], scores=scores)
+    out = run_rules(
+        PenaltyConfig(presence_penalty=0.5, frequency_penalty=0.25),
+        prompt=[5, 5, 6],
+        generated=[1, 1, 2],
+        scores=scores,
+    )
     # token 1 twice: 2 - (0.5 + 2*0.25); token 2 once: -1 - 0.75; prompt tokens 5, 6 and the rest untouched
     assert out.tolist() == pytest.approx([1.0, 1.0, -1.75, 0.5, 3.0, 1.0, 0.0, 0.0])
     negative = run_rules(PenaltyConfig(presence_penalty=-1.0), prompt=[0], generated=[3, 3], scores=scores)
-    assert negative.tolist() == pytest.approx([1.0, 2.0, -1.0, 1.5, 3.0, 1.0, 0.0, 0.0])  # a negative penalty encourages
+    # a negative penalty encourages
+    assert negative.tolist() == pytest.approx([1.0, 2.0, -1.0, 1.5, 3.0, 1.0, 0.0, 0.0])
 
 
 def test_ranged_repetition_penalty_only_touches_the_window() -> None:
     scores = [1.0, 2.0, -2.0, 4.0, -4.0, 6.0, 0.0, 1.0]
-    ranged = run_rules(PenaltyConfig(repetition_penalty=2.0, repetition_range=2), prompt=[1, 2, 3], generated=[4, 5], scores=scores)
+    ranged = run_rules(
+        PenaltyConfig(repetition_penalty=2.0, repetition_range=2), prompt=[1, 2, 3], generated=[4, 5], scores=scores
+    )
     # only the last two tokens (4, 5): negative multiplied, positive divided; 1, 2, 3 are outside the window
     assert ranged.tolist() == pytest.approx([1.0, 2.0, -2.0, 4.0, -8.0, 3.0, 0.0, 1.0])
     everything = run_rules(PenaltyConfig(repetition_penalty=2.0), prompt=[1, 2, 3], generated=[4, 5, 5], scores=scores)
-    assert everything.tolist() == pytest.approx([1.0, 1.0, -4.0, 2.0, -8.0, 3.0, 0.0, 1.0])  # 0 = the whole context, once per id
-    wide = run_rules(PenaltyConfig(repetition_penalty=2.0, repetition_range=100), prompt=[1, 2, 3], generated=[4, 5, 5], scores=scores)
+    # 0 = the whole context, once per id
+    assert everything.tolist() == pytest.approx([1.0, 1.0, -4.0, 2.0, -8.0, 3.0, 0.0, 1.0])
+    wide = run_rules(
+        PenaltyConfig(repetition_penalty=2.0, repetition_range=100),
+        prompt=[1, 2, 3],
+        generated=[4, 5, 5],
+        scores=scores,
+    )
     assert wide.tolist() == pytest.approx(everything.tolist())
 
 
@@ -274,7 +290,11 @@ def test_transformers_no_repeat_ngram_and_penalties(hf_engine: Engine) -> None:
     assert repeated_bigrams(free) > 5  # the random tiny model loops
     _, ids, _ = greedy(hf_engine, COUNT, max_new_tokens=16, no_repeat_ngram_size=2)
     assert len(ids) == 16 and repeated_bigrams(ids) == 0
-    for values in ({"presence_penalty": 2.0}, {"frequency_penalty": 1.0}, {"repetition_penalty": 1.5, "repetition_penalty_range": 4}):
+    for values in (
+        {"presence_penalty": 2.0},
+        {"frequency_penalty": 1.0},
+        {"repetition_penalty": 1.5, "repetition_penalty_range": 4},
+    ):
         text, ids, _ = greedy(hf_engine, COUNT, max_new_tokens=16, **values)
         assert text != base and repeated_bigrams(ids) < repeated_bigrams(free), values
 
@@ -285,8 +305,8 @@ def test_transformers_kwargs(hf_engine: Engine, monkeypatch: pytest.MonkeyPatch)
     hf_engine.generate("Hi", GenerationParams(temperature=0, max_new_tokens=2)).text()
     assert "logits_processor" not in seen[-1] and "suppress_tokens" not in seen[-1]
     assert seen[-1]["repetition_penalty"] == 1.0 and seen[-1]["no_repeat_ngram_size"] == 0
-    hf_engine.generate("Hi", GenerationParams(temperature=0, max_new_tokens=2, repetition_penalty=1.2, no_repeat_ngram_size=3,
-                                              ban_eos_token=True)).text()
+    hf_engine.generate("Hi", GenerationParams(temperature=0, max_new_tokens=2, repetition_penalty=1.2,
+                                              no_repeat_ngram_size=3, ban_eos_token=True)).text()
     assert seen[-1]["repetition_penalty"] == 1.2 and seen[-1]["no_repeat_ngram_size"] == 3  # transformers' own
     assert seen[-1]["suppress_tokens"] == [hf_engine.model._tok.eos_token_id] and "logits_processor" not in seen[-1]
     hf_engine.generate("Hi", GenerationParams(temperature=0, max_new_tokens=2, repetition_penalty=1.2,

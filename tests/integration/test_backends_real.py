@@ -15,7 +15,10 @@ from webui.generation.params import GenerationParams
 
 pytestmark = pytest.mark.slow
 
-MESSAGES = [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "What is the capital of France? Answer in one word."}]
+MESSAGES = [
+    {"role": "system", "content": "You are helpful."},
+    {"role": "user", "content": "What is the capital of France? Answer in one word."},
+]
 
 
 def reply(engine: Engine, messages: list[dict[str, str]], params: GenerationParams) -> GenerationHandle:

@@ -32,14 +32,18 @@ def test_run_streams_a_reply_to_stdout(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() and len(r.stdout.split()) <= 12
     # by name from `list`, prompt from stdin
-    r2 = app_py("run", "--model", "SmolLM2-135M-Instruct (embedded)", "--max-tokens", "5", data_dir=tmp_path, stdin="Hello!")
+    r2 = app_py(
+        "run", "--model", "SmolLM2-135M-Instruct (embedded)", "--max-tokens", "5", data_dir=tmp_path, stdin="Hello!"
+    )
     assert r2.returncode == 0 and r2.stdout.strip(), r2.stderr
     bad = app_py("run", "--model", "no-such-model", "hi", data_dir=tmp_path)
     assert bad.returncode == 1 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
 
 
 def test_chat_is_saved_to_the_same_database(tmp_path: Path) -> None:
-    r = app_py("chat", "--max-tokens", "6", data_dir=tmp_path, stdin="Remember the word kiwi\n/new\nSecond chat\n/bye\n")
+    r = app_py(
+        "chat", "--max-tokens", "6", data_dir=tmp_path, stdin="Remember the word kiwi\n/new\nSecond chat\n/bye\n"
+    )
     assert r.returncode == 0, r.stderr
     assert "Hello! How can I help you today?" in r.stdout  # the character's greeting
     db = sqlite3.connect(tmp_path / "webui.db")

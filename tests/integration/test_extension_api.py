@@ -19,14 +19,16 @@ def test_output_and_input_modifiers_apply_to_api_replies(tmp_path: Path) -> None
     (data / "extensions.json").write_text(json.dumps({"example": {"uppercase": True}}))
     app = start_app(data, "--extensions", "example")
     try:
-        body = {"model": "default", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 12, "temperature": 0}
+        body = {"model": "default", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 12,
+                "temperature": 0}
         r = httpx.post(f"{app.url}/v1/chat/completions", json=body, timeout=60)
         assert r.status_code == 200, r.text
         text = r.json()["choices"][0]["message"]["content"]
         assert any(c.isalpha() for c in text) and text == text.upper(), text
 
-        r = httpx.post(f"{app.url}/v1/completions", json={"model": "default", "prompt": "Once upon a time", "max_tokens": 12,
-                                                         "temperature": 0}, timeout=60)
+        r = httpx.post(f"{app.url}/v1/completions",
+                       json={"model": "default", "prompt": "Once upon a time", "max_tokens": 12, "temperature": 0},
+                       timeout=60)
         assert r.status_code == 200, r.text
         text = r.json()["choices"][0]["text"]
         assert any(c.isalpha() for c in text) and text == text.upper(), text

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.real_engine import loaded_engine
 from tests.support.extensions import write_ext
+from tests.support.real_engine import loaded_engine
 from webui.chat.hooks import TurnHooks
 from webui.config import REPO_ROOT
 from webui.engine.engine import Engine

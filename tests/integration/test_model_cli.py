@@ -51,7 +51,9 @@ def test_quantization_flag_loads_and_is_remembered(tmp_path: Path, tiny_llama_di
 
 
 def test_app_serves_a_bnb_4bit_model_from_flags(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    app = start_app(tmp_path / "data", "--model", str(tiny_llama_dir), "--load-in-4bit", "--quant-type", "fp4", "--use-double-quant")
+    app = start_app(
+        tmp_path / "data", "--model", str(tiny_llama_dir), "--load-in-4bit", "--quant-type", "fp4", "--use-double-quant"
+    )
     try:
         assert httpx.get(f"{app.url}/healthz", timeout=10).json()["model"] == tiny_llama_dir.name
     finally:

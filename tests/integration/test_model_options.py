@@ -22,12 +22,19 @@ def test_each_loader_sees_only_its_options() -> None:
     tf = {o.name for o in opts.options_for("transformers")}
     assert {"dtype", "quantization", "device_map", "attn_implementation", "trust_remote_code"} <= tf
     assert "quant_type" not in tf and "n_ctx" not in tf
-    assert {"quant_type", "use_double_quant", "compute_dtype"} <= {o.name for o in opts.options_for("transformers", "bnb-4bit")}
+    assert {"quant_type", "use_double_quant", "compute_dtype"} <= {
+        o.name for o in opts.options_for("transformers", "bnb-4bit")
+    }
     assert "fp32_cpu_offload" in {o.name for o in opts.options_for("transformers", "bnb-8bit")}
     assert "quant_type" not in {o.name for o in opts.options_for("transformers", "torchao-int8")}
     lcpp = {o.name for o in opts.options_for("llama.cpp")}
-    assert lcpp == {"n_ctx", "n_gpu_layers", "threads", "n_batch", "flash_attn", "cache_type", "use_mmap", "use_mlock", "tensor_split"}
-    assert {o.name for o in opts.options_for("remote")} == {"remote_api_key", "remote_model", "context_length", "timeout"}
+    assert lcpp == {
+        "n_ctx", "n_gpu_layers", "threads", "n_batch", "flash_attn", "cache_type", "use_mmap", "use_mlock",
+        "tensor_split",
+    }
+    assert {o.name for o in opts.options_for("remote")} == {
+        "remote_api_key", "remote_model", "context_length", "timeout"
+    }
 
 
 def test_normalize_coerces_fills_defaults_and_drops_other_loaders() -> None:
@@ -83,7 +90,9 @@ def test_flags_map_to_spec_options() -> None:
 
 def test_env_and_settings_file_reach_the_options(tmp_path: Path) -> None:
     (tmp_path / "settings.yaml").write_text("n_ctx: 512\nload_in_8bit: true\n")
-    settings = load_settings({"data_dir": str(tmp_path)}, environ={"WEBUI_THREADS": "3", "WEBUI_MODELS_DIR": str(tmp_path / "m")})
+    settings = load_settings(
+        {"data_dir": str(tmp_path)}, environ={"WEBUI_THREADS": "3", "WEBUI_MODELS_DIR": str(tmp_path / "m")}
+    )
     assert opts.flag_values(settings.model_dump()) == {"n_ctx": 512, "threads": 3, "quantization": "bnb-8bit"}
     assert settings.models_path == tmp_path / "m"
     assert load_settings({"data_dir": str(tmp_path)}, environ={}).models_path == tmp_path.resolve() / "models"
@@ -184,7 +193,10 @@ def test_prequantized_checkpoints_are_detected(tmp_path: Path) -> None:
     assert gptq is not None and gptq.method == "gptq" and gptq.label == "gptq 4-bit"
     bnb = detect_prequantized(_config(tmp_path / "b", {"load_in_4bit": True}))
     assert bnb is not None and bnb.method == "bitsandbytes" and bnb.label == "bitsandbytes 4-bit"
-    assert detect_prequantized(_config(tmp_path / "c", {"quant_method": "compressed-tensors"})).method == "compressed-tensors"
+    assert (
+        detect_prequantized(_config(tmp_path / "c", {"quant_method": "compressed-tensors"})).method
+        == "compressed-tensors"
+    )
     assert detect_prequantized(_config(tmp_path / "f", {"quant_method": "fp8"})).method == "fp8"
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "config.json").write_text("{}")

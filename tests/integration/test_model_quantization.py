@@ -50,7 +50,11 @@ def fp32(engine: Engine, tiny256: Path) -> tuple[int, int]:
     """(real footprint of the fp32 model, number of weights in its decoder Linear layers)."""
     info = engine.load(ModelSpec(str(tiny256), "transformers", {"dtype": "float32"}))
     model = engine.model._model
-    linear = sum(m.weight.numel() for name, m in model.named_modules() if name.startswith("model.layers") and hasattr(m, "weight") and m.weight.dim() == 2)
+    linear = sum(
+        m.weight.numel()
+        for name, m in model.named_modules()
+        if name.startswith("model.layers") and hasattr(m, "weight") and m.weight.dim() == 2
+    )
     assert info.footprint_bytes == model_bytes(model) > 0
     return info.footprint_bytes, linear
 
@@ -66,7 +70,9 @@ def fp32(engine: Engine, tiny256: Path) -> tuple[int, int]:
     ],
     ids=lambda o: "-".join(str(v) for v in o.values()),
 )
-def test_quantizer_loads_generates_and_shrinks(engine: Engine, tiny256: Path, fp32: tuple[int, int], options: dict) -> None:
+def test_quantizer_loads_generates_and_shrinks(
+    engine: Engine, tiny256: Path, fp32: tuple[int, int], options: dict
+) -> None:
     fp32_bytes, linear_weights = fp32
     info = engine.load(ModelSpec(str(tiny256), "transformers", options, display_name="tiny256"))
     handle = reply(engine, MESSAGES, GREEDY)
@@ -80,7 +86,9 @@ def test_quantizer_loads_generates_and_shrinks(engine: Engine, tiny256: Path, fp
 
 
 @pytest.mark.parametrize("quantization", ["torchao-int8", "quanto-int8"])
-def test_get_memory_footprint_lies_and_ours_does_not(engine: Engine, tiny256: Path, fp32: tuple[int, int], quantization: str) -> None:
+def test_get_memory_footprint_lies_and_ours_does_not(
+    engine: Engine, tiny256: Path, fp32: tuple[int, int], quantization: str
+) -> None:
     info = engine.load(ModelSpec(str(tiny256), "transformers", {"quantization": quantization}))
     reported = engine.worker.call(lambda: engine.model._model.get_memory_footprint())
     assert reported >= fp32[0] * 0.99  # transformers counts the packed int8 weights as fp32
@@ -95,7 +103,9 @@ def test_bf16_halves_the_footprint(engine: Engine, tiny256: Path, fp32: tuple[in
 
 def test_gguf_through_llama_cpp_and_transformers(engine: Engine, embedded_gguf: Path) -> None:
     question = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
-    info = engine.load(ModelSpec(str(embedded_gguf), "llama.cpp", {"n_ctx": 1024, "threads": 2, "flash_attn": True, "cache_type": "q8_0"}))
+    info = engine.load(ModelSpec(
+        str(embedded_gguf), "llama.cpp", {"n_ctx": 1024, "threads": 2, "flash_attn": True, "cache_type": "q8_0"}
+    ))
     assert info.loader == "llama.cpp" and engine.model_info.context_length == 1024
     weights = embedded_gguf.stat().st_size
     assert weights * 0.9 < info.footprint_bytes < weights * 1.2  # Q4_1 weights + a small q8_0 KV cache

@@ -45,7 +45,9 @@ def make_server(state: ServerState, key: str | None = "sk-test") -> FastAPI:
     def models(request: Request) -> Any:
         if not authorized(request):
             return JSONResponse({"error": {"message": "invalid api key"}}, status_code=401)
-        return {"object": "list", "data": [{"id": "tiny-remote", "object": "model"}, {"id": "other", "object": "model"}]}
+        return {
+            "object": "list", "data": [{"id": "tiny-remote", "object": "model"}, {"id": "other", "object": "model"}]
+        }
 
     async def stream(body: dict[str, Any], chat: bool) -> Any:
         try:
@@ -55,7 +57,11 @@ def make_server(state: ServerState, key: str | None = "sk-test") -> FastAPI:
                 state.chunks_sent += 1
                 yield f"data: {json.dumps({'choices': [choice]})}\n\n"
                 await asyncio.sleep(state.delay)
-            final = {"index": 0, "delta": {}, "finish_reason": "stop"} if chat else {"index": 0, "text": "", "finish_reason": "stop"}
+            final = (
+                {"index": 0, "delta": {}, "finish_reason": "stop"}
+                if chat
+                else {"index": 0, "text": "", "finish_reason": "stop"}
+            )
             yield f"data: {json.dumps({'choices': [final], 'usage': {'prompt_tokens': 7}})}\n\n"
             yield "data: [DONE]\n\n"
         except (asyncio.CancelledError, GeneratorExit):
@@ -135,7 +141,9 @@ def test_remote_chat_streams_with_key_and_picks_first_model(server: tuple[str, S
     assert state.headers[-1]["authorization"] == "Bearer sk-test"
 
 
-def test_prompt_rendered_by_the_model_goes_to_chat_other_text_to_completions(server: tuple[str, ServerState], engine: Engine) -> None:
+def test_prompt_rendered_by_the_model_goes_to_chat_other_text_to_completions(
+    server: tuple[str, ServerState], engine: Engine
+) -> None:
     url, state = server
     engine.load(ModelSpec(url, "remote", {"remote_api_key": "sk-test", "remote_model": "other"}))
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]

@@ -39,7 +39,9 @@ def bot_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
 
 def reply_finished(page) -> bool:  # type: ignore[no-untyped-def]
     """True once no reply is streaming: the live bubble is gone and the chat shows the stored reply."""
-    return bool(page.evaluate("(live) => { const b = document.querySelector(live); return !b || b.offsetParent === null; }", LIVE))
+    return bool(page.evaluate(
+        "(live) => { const b = document.querySelector(live); return !b || b.offsetParent === null; }", LIVE
+    ))
 
 
 def user_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
@@ -60,7 +62,9 @@ def new_chat(page, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
              timeout=timeout, what="a new chat")
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.1, what: str = "condition") -> None:
+def wait_for(
+    predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.1, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

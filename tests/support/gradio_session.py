@@ -44,14 +44,17 @@ class GradioSession:
                 data.append(values[key])
             else:
                 data.append(None if comp.get("type") == "state" else comp.get("props", {}).get("value"))
-        body = {"data": data, "fn_index": index, "session_hash": self.session_hash, "event_data": None, "trigger_id": None}
+        body = {"data": data, "fn_index": index, "session_hash": self.session_hash, "event_data": None,
+                "trigger_id": None}
         if self.deps[index].get("queue") is False:  # runs at once, outside the queue
             response = httpx.post(f"{self.url}/gradio_api/run/predict", json=body, timeout=60)
             response.raise_for_status()
             yield time.perf_counter(), {"msg": "process_completed", "output": response.json()}
             return
         httpx.post(f"{self.url}/gradio_api/queue/join", json=body).raise_for_status()
-        with httpx.stream("GET", f"{self.url}/gradio_api/queue/data?session_hash={self.session_hash}", timeout=120) as stream:
+        with httpx.stream(
+            "GET", f"{self.url}/gradio_api/queue/data?session_hash={self.session_hash}", timeout=120
+        ) as stream:
             for line in stream.iter_lines():
                 if line.startswith("data:"):
                     msg = json.loads(line[5:])
@@ -62,7 +65,9 @@ class GradioSession:
     def element_index(self, event: str, elem_id: str) -> int:
         """Position of the component with ``elem_id`` among ``event``'s outputs."""
         outputs = self.deps[self.fn_index[event]]["outputs"]
-        return outputs.index(next(cid for cid, c in self.components.items() if c.get("props", {}).get("elem_id") == elem_id))
+        return outputs.index(
+            next(cid for cid, c in self.components.items() if c.get("props", {}).get("elem_id") == elem_id)
+        )
 
     def output(self, event: str, elem_id: str, messages: list[dict]) -> object:
         """The value ``event`` gave the component ``elem_id`` (from its completed message)."""

@@ -46,7 +46,9 @@ class RunningApp:
                 self.proc.wait()
 
 
-def start_app(data_dir: Path, *args: str, port: int | None = None, env: dict | None = None, timeout: float = 90) -> RunningApp:
+def start_app(
+    data_dir: Path, *args: str, port: int | None = None, env: dict | None = None, timeout: float = 90
+) -> RunningApp:
     port = port or free_port()
     log_path = data_dir.parent / f"app-{port}-{time.monotonic_ns()}.log"
     data_dir.mkdir(parents=True, exist_ok=True)

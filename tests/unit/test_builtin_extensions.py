@@ -88,6 +88,8 @@ def test_extensions_ui_builds_with_panels_areas_and_sampler_sliders(tmp_path: Pa
         keys = {p.key: p.type for _, p in extension_params.all_sampler_params(ctx)}
         assert keys["dry_sequence_breakers"] == "list"
         tail = [[("dry_multiplier", "float"), ("dry_sequence_breakers", "list")], 0.8, '["\\n", ":"]']
-        assert extension_params.samplers_from_values(tail) == {"dry_multiplier": 0.8, "dry_sequence_breakers": ["\n", ":"]}
+        assert extension_params.samplers_from_values(tail) == {
+            "dry_multiplier": 0.8, "dry_sequence_breakers": ["\n", ":"]
+        }
     finally:
         ctx.engine.shutdown()

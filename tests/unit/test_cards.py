@@ -12,6 +12,7 @@ import pytest
 import yaml
 from PIL import Image, PngImagePlugin
 
+from tests.support.shared_fixtures import seraphina_card
 from webui.chat.cards import (
     discover_characters,
     export_card_json,
@@ -22,8 +23,6 @@ from webui.chat.cards import (
 )
 from webui.chat.character import Character, Lorebook, LorebookEntry
 from webui.errors import CharacterError
-from tests.support.shared_fixtures import SERAPHINA, seraphina_card
-
 
 
 @pytest.fixture

@@ -40,7 +40,9 @@ def svc(make_engine, tmp_path: Path):
     templates = InstructionTemplates(tmp_path / "instruction-templates")
 
     def make(tokens=("A", "B")) -> ChatService:
-        return ChatService(make_engine(tokens=list(tokens)), repo, chars, personas=PersonaRepository(db), templates=templates)
+        return ChatService(
+            make_engine(tokens=list(tokens)), repo, chars, personas=PersonaRepository(db), templates=templates
+        )
 
     return make
 
@@ -163,7 +165,9 @@ def test_card_fields_in_prompt_and_creator_notes_never() -> None:
             LorebookEntry(keys=["ruins"], content="The ruins are cursed."),
         ]),
     )
-    built = build_prompt(ChatSetup(char, user_name="Bob"), [("assistant", "Welcome."), ("user", "Take me to the glade")], TOOLS)
+    built = build_prompt(
+        ChatSetup(char, user_name="Bob"), [("assistant", "Welcome."), ("user", "Take me to the glade")], TOOLS
+    )
     system = built.messages[0]["content"]
     assert system.startswith("Roleplay. Write Sera's next reply in a fictional chat between Sera and Bob.")
     assert system.index("Sera guards the forest.") < system.index("The glade is sacred.")  # after_char

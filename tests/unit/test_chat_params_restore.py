@@ -71,7 +71,9 @@ def test_parameters_tab_values_for_a_chat() -> None:
     unchanged = params.chat_values(None)
     assert len(unchanged) == len(outputs) and all(u == gr.update() for u in unchanged)
 
-    values = params.chat_values(TUNED.model_copy(update={"samplers": {"dry_multiplier": 0.8, "dry_sequence_breakers": ["\n", ":"]}}))
+    values = params.chat_values(
+        TUNED.model_copy(update={"samplers": {"dry_multiplier": 0.8, "dry_sequence_breakers": ["\n", ":"]}})
+    )
     assert len(values) == len(outputs)
     by_name = dict(zip(FIELD_NAMES, values))
     assert (by_name["temperature"], by_name["max_new_tokens"], by_name["stop"]) == (0.33, 77, "END")
@@ -96,7 +98,11 @@ def ui(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def
 
 
 def _handler(demo: gr.Blocks, name: str) -> tuple[Any, list[Any]]:
-    found = [f for f in demo.fns.values() if f.name == name and any(getattr(o, "elem_id", None) == "chatbot" for o in f.outputs)]
+    found = [
+        f
+        for f in demo.fns.values()
+        if f.name == name and any(getattr(o, "elem_id", None) == "chatbot" for o in f.outputs)
+    ]
     assert len(found) == 1, name
     return found[0].fn, found[0].outputs
 
@@ -109,7 +115,9 @@ def _params_in(outputs: list[Any], values: list[Any]) -> dict[str, Any]:
 
 def test_chat_opening_handlers_restore_parameters(ui) -> None:  # type: ignore[no-untyped-def]
     ctx, demo = ui
-    tuned = ctx.repo.create_conversation("Tuned", "Assistant", settings={"params": {"temperature": 0.33, "max_new_tokens": 77}})
+    tuned = ctx.repo.create_conversation(
+        "Tuned", "Assistant", settings={"params": {"temperature": 0.33, "max_new_tokens": 77}}
+    )
     ctx.repo.add_message(tuned.id, "user", "hello")
     plain = ctx.repo.create_conversation("Plain", "Assistant")
 
@@ -117,7 +125,9 @@ def test_chat_opening_handlers_restore_parameters(ui) -> None:  # type: ignore[n
     values = open_chat(tuned.id, None)
     assert len(values) == len(outputs)
     restored = _params_in(outputs, values)
-    assert (restored["temperature"], restored["max_new_tokens"], restored["top_p"]) == (0.33, 77, GenerationParams().top_p)
+    assert (restored["temperature"], restored["max_new_tokens"], restored["top_p"]) == (
+        0.33, 77, GenerationParams().top_p
+    )
     values = open_chat(plain.id, None)
     assert all(v == gr.update() for v in _params_in(outputs, values).values())  # no stored params: unchanged
 

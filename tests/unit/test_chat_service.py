@@ -1,9 +1,9 @@
 import time
 
+from webui.chat import service as service_mod
 from webui.chat.character import Character
 from webui.chat.prompt import ChatSetup, PromptTools, build_prompt
 from webui.generation.params import GenerationParams
-from webui.chat import service as service_mod
 
 
 def test_send_streams_and_persists_the_turn(chat_service, repo) -> None:
@@ -79,7 +79,10 @@ def test_min_interval_coalesces_updates(chat_service) -> None:
 
 def test_history_that_does_not_fit_drops_oldest_turns() -> None:
     char = Character(name="Bot", system_prompt="You talk to {{user}}.")
-    history = [("user", "one two three"), ("assistant", "four five"), ("user", "six seven"), ("assistant", "eight"), ("user", "nine")]
+    history = [
+        ("user", "one two three"), ("assistant", "four five"), ("user", "six seven"), ("assistant", "eight"),
+        ("user", "nine"),
+    ]
 
     def render(messages) -> str:
         return "".join(f"<{m['role']}>{m['content']}\n" for m in messages)
@@ -101,4 +104,8 @@ def test_long_chat_is_truncated_end_to_end(chat_service) -> None:
     last = list(chat.send(conv.id, "latest question", GenerationParams(max_new_tokens=100)))[-1]
     assert last.dropped_turns > 0
     prompt = chat.engine.model.prompts[-1]
-    assert "latest question" in prompt and "message number 0 " not in prompt and "The following is a conversation" in prompt
+    assert (
+        "latest question" in prompt
+        and "message number 0 " not in prompt
+        and "The following is a conversation" in prompt
+    )

@@ -204,7 +204,8 @@ def test_no_extensions_is_a_no_op(chat_service) -> None:
 
 def test_split_sampler_fields() -> None:
     rest, samplers = split_sampler_fields(
-        {"temperature": 0.5, "dry_multiplier": 0.8, "samplers": {"xtc_threshold": 0.2}}, ["dry_multiplier", "xtc_threshold"])
+        {"temperature": 0.5, "dry_multiplier": 0.8, "samplers": {"xtc_threshold": 0.2}},
+        ["dry_multiplier", "xtc_threshold"])
     assert rest == {"temperature": 0.5}
     assert samplers == {"dry_multiplier": 0.8, "xtc_threshold": 0.2}
 

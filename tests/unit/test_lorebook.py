@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.shared_fixtures import SERAPHINA, seraphina_card
 from webui.chat.cards import load_character
 from webui.chat.character import Lorebook, LorebookEntry
 from webui.chat.lorebook import activate_entries, group_by_position
-from tests.support.shared_fixtures import SERAPHINA, seraphina_card
 
 FILLER = "Hello there."  # mentions no key of any book below
 

@@ -20,7 +20,9 @@ def fake_snapshot(calls: list[dict], fail: BaseException | None = None, fail_aft
     """A stand-in for snapshot_download that writes matching files and drives tqdm_class like the real one."""
     import fnmatch
 
-    def snapshot_download(repo_id: str, *, local_dir: Path, allow_patterns: Any = None, tqdm_class: Any = None, **kw: Any) -> str:
+    def snapshot_download(
+        repo_id: str, *, local_dir: Path, allow_patterns: Any = None, tqdm_class: Any = None, **kw: Any
+    ) -> str:
         calls.append({"repo_id": repo_id, "allow_patterns": allow_patterns, **kw})
         names = [n for n in FILES if allow_patterns is None or any(fnmatch.fnmatch(n, p) for p in allow_patterns)]
         bar = tqdm_class(total=len(names), desc="Fetching files")
@@ -80,7 +82,9 @@ def test_download_one_gguf_with_progress(tmp_path: Path, monkeypatch: pytest.Mon
         (OSError(28, "No space left on device"), "No space left on device. Check free disk space"),
     ],
 )
-def test_failures_are_explained_and_leave_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException, message: str) -> None:
+def test_failures_are_explained_and_leave_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException, message: str
+) -> None:
     models = tmp_path / "models"
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot([], fail=error, fail_after=1))
     with pytest.raises(DownloadError, match=message):
@@ -92,7 +96,9 @@ def test_failed_update_keeps_the_existing_copy(tmp_path: Path, monkeypatch: pyte
     models = tmp_path / "models"
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot([]))
     folder = download("org/m", models, allow_patterns="config.json")
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot([], fail=OSError(5, "I/O error"), fail_after=1))
+    monkeypatch.setattr(
+        huggingface_hub, "snapshot_download", fake_snapshot([], fail=OSError(5, "I/O error"), fail_after=1)
+    )
     with pytest.raises(DownloadError):
         download("org/m", models)
     assert leftovers(models) == ["org_m"] and (folder / "config.json").read_bytes() == b"{}"
@@ -141,7 +147,11 @@ def test_download_button_handler_selects_the_new_model(tmp_path: Path, monkeypat
     assert "Downloaded to" in message and dropdown["value"] == str(expected.resolve())
     assert (str(expected.resolve())) in [path for _, path in dropdown["choices"]]
     assert seen[-1] == 1.0
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot([], fail=errors.LocalEntryNotFoundError("offline"), fail_after=0))
+    monkeypatch.setattr(
+        huggingface_hub,
+        "snapshot_download",
+        fake_snapshot([], fail=errors.LocalEntryNotFoundError("offline"), fail_after=0),
+    )
     with pytest.raises(gr.Error, match="Cannot reach the Hugging Face Hub"):
         run_download(Ctx(), "org/Other", "", "", lambda f, d: None)  # type: ignore[arg-type]
     with pytest.raises(gr.Error, match="Enter a model id"):

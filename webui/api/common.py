@@ -158,7 +158,11 @@ def check_logit_bias(ctx: AppContext, params: GenerationParams) -> None:
     model = ctx.engine.model_info
     vocab = model.vocab_size if model else None
     if vocab is None:
-        raise APIError(400, f"logit_bias is not supported by the {model.loader if model else 'current'} backend.", param="logit_bias")
+        raise APIError(
+            400,
+            f"logit_bias is not supported by the {model.loader if model else 'current'} backend.",
+            param="logit_bias",
+        )
     bad = [t for t in bias if not 0 <= t < vocab]
     if bad:
         raise APIError(400, f"logit_bias token ids out of range 0..{vocab - 1}: {bad[:5]}", param="logit_bias")

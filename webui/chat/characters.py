@@ -39,7 +39,11 @@ class CharacterLibrary:
 
     def get(self, name: str) -> Character:
         """The named character, else the default, else a bare one (never fails a chat)."""
-        return self._by_name.get(name) or self._by_name.get(DEFAULT_CHARACTER) or Character(name=name or DEFAULT_CHARACTER)
+        return (
+            self._by_name.get(name)
+            or self._by_name.get(DEFAULT_CHARACTER)
+            or Character(name=name or DEFAULT_CHARACTER)
+        )
 
     # -- editing (the last directory is the user's, writable one) ------------------------
     @property
@@ -73,7 +77,8 @@ class CharacterLibrary:
         with self._writing:
             if not self._remove_user_files(name):
                 raise CharacterError(
-                    f"{name!r} is not in {self.user_dir}, so it cannot be deleted here (shipped characters are read-only)."
+                    f"{name!r} is not in {self.user_dir}, so it cannot be deleted here "
+                    "(shipped characters are read-only)."
                 )
             self.reload()
 

@@ -227,7 +227,9 @@ class TurnHooks:
 
         return DecodeHooks(processors, modify_tokens if wants_tokens else None)
 
-    def custom_reply(self, engine: Engine, prompt: str, turn: Turn, original: str | None = None) -> GenerationHandle | None:
+    def custom_reply(
+        self, engine: Engine, prompt: str, turn: Turn, original: str | None = None
+    ) -> GenerationHandle | None:
         """custom_generate_reply (first one wins) as a handle streaming deltas, or None."""
         if not self._has("custom_generate_reply"):
             return None

@@ -34,7 +34,9 @@ class InstructionTemplates:
     def names(self) -> list[str]:
         if not self.directory.is_dir():
             return []
-        return sorted({p.stem for p in self.directory.iterdir() if p.suffix in (".jinja", ".yaml", ".yml")}, key=str.lower)
+        return sorted(
+            {p.stem for p in self.directory.iterdir() if p.suffix in (".jinja", ".yaml", ".yml")}, key=str.lower
+        )
 
     def source(self, name: str) -> str:
         for suffix in (".jinja", ".yaml", ".yml"):

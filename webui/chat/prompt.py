@@ -65,7 +65,9 @@ class PromptResult:
 class PromptTools:
     """The model-dependent pieces: render messages to text, count tokens, the budget."""
 
-    def __init__(self, format_chat: Callable[[list[Message]], str], count_tokens: Callable[[str], int], budget: int | None) -> None:
+    def __init__(
+        self, format_chat: Callable[[list[Message]], str], count_tokens: Callable[[str], int], budget: int | None
+    ) -> None:
         self.format_chat = format_chat
         self.count_tokens = count_tokens
         self.budget = budget  # prompt tokens allowed; None = no limit
@@ -101,7 +103,12 @@ def character_context(setup: ChatSetup, history: Sequence[str], tools: PromptToo
         groups = group_by_position(activate_entries(char.character_book, list(history), count_tokens=count))
         lore_before = [e.content for e in groups["before_char"]]
         lore_after = [e.content for e in groups["after_char"]]
-    parts = [setup.system_message, _with_original(char.system_prompt, DEFAULT_SYSTEM_PROMPT), *lore_before, char.description]
+    parts = [
+        setup.system_message,
+        _with_original(char.system_prompt, DEFAULT_SYSTEM_PROMPT),
+        *lore_before,
+        char.description,
+    ]
     if char.personality.strip():
         parts.append(f"{char.name}'s personality: {char.personality}")
     if char.scenario.strip():
@@ -132,7 +139,9 @@ def _render(
         post = _post_history(setup)
         if post:
             lines.append(post)
-        messages = [{"role": "user", "content": CHAT_INSTRUCT_COMMAND.format(name=speaker, transcript="\n".join(lines))}]
+        messages = [
+            {"role": "user", "content": CHAT_INSTRUCT_COMMAND.format(name=speaker, transcript="\n".join(lines))}
+        ]
         return tools.format_chat(messages) + f"{speaker}:" + (f" {prefix}" if prefix else ""), messages
     messages: list[Message] = [{"role": "system", "content": context}] if context else []
     turns = [dict(t) for t in turns]

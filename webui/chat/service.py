@@ -103,7 +103,9 @@ class ChatService:
         greetings = char.greetings()
         if greetings:
             text = greetings[min(max(greeting, 0), len(greetings) - 1)]
-            self.repo.add_message(conv.id, "assistant", substitute_macros(text, char.name, self._user_name(persona, user_id)), user_id)
+            self.repo.add_message(
+                conv.id, "assistant", substitute_macros(text, char.name, self._user_name(persona, user_id)), user_id
+            )
         return self.repo.get_conversation(conv.id, user_id)
 
     def configure(self, conv_id: int, user_id: int | None = None, **changes: Any) -> ConversationRecord:
@@ -267,7 +269,15 @@ class ChatService:
         history = self._history(conv_id, user_id) + [("user", text)]
         ids = self.repo.start_turn(conv_id, text, user_id)
         yield from self._generate(
-            conv, history, params, ids.reply_version_id, session_key, min_interval, user_id, prefix=start_with, turn=turn
+            conv,
+            history,
+            params,
+            ids.reply_version_id,
+            session_key,
+            min_interval,
+            user_id,
+            prefix=start_with,
+            turn=turn,
         )
 
     def regenerate(
@@ -287,7 +297,9 @@ class ChatService:
             raise ChatActionError("There is no reply to regenerate: send a message first.")
         history = [(m.role, m.content) for m in msgs[:-1]]
         version_id = self.repo.add_version(msgs[-1].id, user_id)
-        yield from self._generate(conv, history, params, version_id, session_key, min_interval, user_id, prefix=start_with)
+        yield from self._generate(
+            conv, history, params, version_id, session_key, min_interval, user_id, prefix=start_with
+        )
 
     def continue_reply(
         self,
@@ -305,7 +317,9 @@ class ChatService:
             raise ChatActionError("There is no reply to continue: send a message first.")
         last = msgs[-1]
         history = [(m.role, m.content) for m in msgs[:-1]]
-        yield from self._generate(conv, history, params, last.version_id, session_key, min_interval, user_id, prefix=last.content)
+        yield from self._generate(
+            conv, history, params, last.version_id, session_key, min_interval, user_id, prefix=last.content
+        )
 
     def impersonate(
         self,
@@ -341,12 +355,23 @@ class ChatService:
         as ``send``. ``character`` None: the messages as given. Nothing is stored unless
         ``version_id`` names a reply row (from ``repo.start_turn``) to write the reply into."""
         last = history[-1][1] if history and history[-1][0] == "user" else ""
-        turn = self.hooks.begin_chat(last, params, character=character or "", mode=mode or "instruct", history=history[:-1] if last else history)
+        turn = self.hooks.begin_chat(
+            last,
+            params,
+            character=character or "",
+            mode=mode or "instruct",
+            history=history[:-1] if last else history,
+        )
         history, params = self.hooks.modify_history(history, turn), turn.params
         built = self.api_prompt(history, params, character=character, mode=mode, persona=persona, user_id=user_id)
-        handle = self.hooks.generate_chat(self.engine, built.prompt, built.messages, _with_stops(params, built.stops), turn)
-        yield from self.hooks.outputs(self._stream(handle, version_id, session_key, min_interval, built.dropped_turns), turn,
-                                     lambda t: version_id is not None and self.repo.update_version(version_id, t, complete=True))
+        handle = self.hooks.generate_chat(
+            self.engine, built.prompt, built.messages, _with_stops(params, built.stops), turn
+        )
+        yield from self.hooks.outputs(
+            self._stream(handle, version_id, session_key, min_interval, built.dropped_turns),
+            turn,
+            lambda t: version_id is not None and self.repo.update_version(version_id, t, complete=True),
+        )
 
     def answer_saved(
         self,
@@ -429,19 +454,26 @@ class ChatService:
             turn = turn or self.hooks.begin_chat("", params, **self._hook_info(conv, history, user_id, goal))
             history, params = self.hooks.modify_history(history, turn), turn.params
             built = self.chat_prompt(conv, history, params, goal=goal, prefix=prefix, user_id=user_id, turn=turn)
-            handle = self.hooks.generate_chat(self.engine, built.prompt, built.messages, _with_stops(params, built.stops), turn)
+            handle = self.hooks.generate_chat(
+                self.engine, built.prompt, built.messages, _with_stops(params, built.stops), turn
+            )
         except Exception:
             if version_id is not None:
                 self.repo.update_version(version_id, prefix, complete=True)
             raise
         stream = self._stream(handle, version_id, session_key, min_interval, built.dropped_turns, prefix=prefix)
-        yield from self.hooks.outputs(stream, turn, lambda t: version_id is not None and self.repo.update_version(version_id, t, complete=True))
+        yield from self.hooks.outputs(
+            stream, turn, lambda t: version_id is not None and self.repo.update_version(version_id, t, complete=True)
+        )
 
-    def _hook_info(self, conv: ConversationRecord, history: list[tuple[str, str]], user_id: int | None, goal: str = "reply") -> dict[str, Any]:
+    def _hook_info(
+        self, conv: ConversationRecord, history: list[tuple[str, str]], user_id: int | None, goal: str = "reply"
+    ) -> dict[str, Any]:
         """What the extension hooks' ``state`` says about this chat (see TurnHooks.make_state)."""
         s = conv.settings
-        return {"character": conv.character, "user_name": self._user_name(s.get("persona"), user_id), "mode": s.get("mode") or "chat",
-                "history": history, "conversation_id": conv.id, "chat_settings": s, "goal": goal}
+        return {"character": conv.character, "user_name": self._user_name(s.get("persona"), user_id),
+                "mode": s.get("mode") or "chat", "history": history, "conversation_id": conv.id,
+                "chat_settings": s, "goal": goal}
 
     def _stream(
         self,

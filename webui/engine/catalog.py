@@ -131,4 +131,9 @@ def resolve_model(
             f"Model not found: {model}. --model takes a Hugging Face model folder, a .gguf file, the name of "
             "one in the models dir, or an http(s) URL of an OpenAI-compatible server (with --loader remote)."
         )
-    return ModelSpec(path=str(path.resolve()), loader=loader, options=dict(options or {}), display_name=path.stem if path.is_file() else path.name)
+    return ModelSpec(
+        path=str(path.resolve()),
+        loader=loader,
+        options=dict(options or {}),
+        display_name=path.stem if path.is_file() else path.name,
+    )

@@ -28,7 +28,9 @@ def parse_repo_id(text: str) -> str:
     repo = text.strip().removeprefix("https://huggingface.co/").removeprefix("hf.co/").strip("/")
     repo = "/".join(repo.split("/")[:2]) if "/tree/" in repo or "/blob/" in repo else repo
     if not _REPO_ID.match(repo) or ".." in repo:
-        raise DownloadError(f"{text!r} is not a Hugging Face model id; write it as org/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct.")
+        raise DownloadError(
+            f"{text!r} is not a Hugging Face model id; write it as org/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct."
+        )
     return repo
 
 
@@ -89,7 +91,11 @@ def _explain(exc: BaseException, repo_id: str, revision: str | None) -> Download
 def _is_network(exc: BaseException) -> bool:
     """Connection/timeout errors of whichever HTTP client huggingface_hub uses (httpx, httpx2, requests)."""
     kinds: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    for module, names in (("httpx", ("TransportError",)), ("httpx2", ("TransportError",)), ("requests", ("ConnectionError", "Timeout"))):
+    for module, names in (
+        ("httpx", ("TransportError",)),
+        ("httpx2", ("TransportError",)),
+        ("requests", ("ConnectionError", "Timeout")),
+    ):
         try:
             mod = __import__(module)
         except ImportError:

@@ -155,7 +155,9 @@ class LlamaCppModel(LoadedModel):
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def generate(self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None = None) -> GenerationStats:
+    def generate(
+        self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None = None
+    ) -> GenerationStats:
         seed = params.seed if params.seed >= 0 else random.randrange(2**31)
         stats = GenerationStats(prompt_tokens=self.count_tokens(prompt))
         # repetition / presence / frequency penalties, no_repeat_ngram_size and ban EOS run in our
@@ -219,7 +221,9 @@ def llama_kwargs(options: dict[str, Any]) -> dict[str, Any]:
         try:
             kwargs["tensor_split"] = [float(x) for x in str(options["tensor_split"]).split(",") if x.strip()]
         except ValueError:
-            raise ModelLoadError(f"Tensor split must be numbers separated by commas, e.g. 3,1 (got {options['tensor_split']!r}).") from None
+            raise ModelLoadError(
+                f"Tensor split must be numbers separated by commas, e.g. 3,1 (got {options['tensor_split']!r})."
+            ) from None
     return kwargs
 
 

@@ -56,7 +56,9 @@ def detect_prequantized(folder: Path) -> PreQuantized | None:
     qc = config.get("quantization_config") if isinstance(config, dict) else None
     if not isinstance(qc, dict):
         return None
-    method = str(qc.get("quant_method") or ("bitsandbytes" if qc.get("load_in_4bit") or qc.get("load_in_8bit") else "unknown"))
+    method = str(
+        qc.get("quant_method") or ("bitsandbytes" if qc.get("load_in_4bit") or qc.get("load_in_8bit") else "unknown")
+    )
     return PreQuantized(method.lower(), qc)
 
 

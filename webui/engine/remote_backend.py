@@ -129,7 +129,9 @@ class RemoteModel(LoadedModel):
         body = {"model": self.model, "prompt": prompt, "stream": True, **sampling_body(params)}
         return self._stream("/completions", body, emit, self.count_tokens(prompt), chat=False)
 
-    def _stream(self, path: str, body: dict[str, Any], emit: Emit, prompt_tokens: int, *, chat: bool) -> GenerationStats:
+    def _stream(
+        self, path: str, body: dict[str, Any], emit: Emit, prompt_tokens: int, *, chat: bool
+    ) -> GenerationStats:
         stats = GenerationStats(prompt_tokens=prompt_tokens)
         try:
             with self._client.stream("POST", self.base + path, json=body) as response:

@@ -120,7 +120,9 @@ class TransformersModel(LoadedModel):
     def count_tokens(self, text: str) -> int:
         return len(self._tok(text, add_special_tokens=False)["input_ids"])
 
-    def generate(self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None = None) -> GenerationStats:
+    def generate(
+        self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None = None
+    ) -> GenerationStats:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, set_seed
 
@@ -165,7 +167,9 @@ class TransformersModel(LoadedModel):
         if params.logit_bias:  # OpenAI logit_bias: added to the logits before sampling
             from transformers import LogitsProcessorList
 
-            kwargs["logits_processor"] = LogitsProcessorList([*kwargs.get("logits_processor", []), LogitBias(params.logit_bias)])
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [*kwargs.get("logits_processor", []), LogitBias(params.logit_bias)]
+            )
         with torch.inference_mode():
             out = self._model.generate(**inputs, **kwargs)
         n_new = int(out.shape[1]) - prompt_len

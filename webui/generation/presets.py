@@ -21,7 +21,11 @@ from webui.generation.params import GenerationParams
 # Every parameter at the value where it has no effect (plain sampling from the model).
 NEUTRAL: dict[str, Any] = {**GenerationParams().model_dump(), "temperature": 1.0, "top_p": 1.0}
 # Names the API may use for our parameters (OpenAI / llama.cpp spellings).
-ALIASES = {"max_tokens": "max_new_tokens", "max_completion_tokens": "max_new_tokens", "repeat_penalty": "repetition_penalty"}
+ALIASES = {
+    "max_tokens": "max_new_tokens",
+    "max_completion_tokens": "max_new_tokens",
+    "repeat_penalty": "repetition_penalty",
+}
 _NAME = re.compile(r"^[\w][\w .()+-]{0,63}$")
 
 
@@ -100,12 +104,16 @@ class PresetLibrary:
         path = self.user_dir / f"{name}.yaml"
         if not path.is_file():
             if name in self._files():
-                raise PresetError(f"{name!r} is a shipped preset and cannot be deleted (save a copy under another name).")
+                raise PresetError(
+                    f"{name!r} is a shipped preset and cannot be deleted (save a copy under another name)."
+                )
             raise PresetError(f"No preset named {name!r} in {self.user_dir}.")
         path.unlink()
 
 
-def resolve_params(body: Mapping[str, Any], presets: PresetLibrary | None = None, *, base: GenerationParams | None = None) -> GenerationParams:
+def resolve_params(
+    body: Mapping[str, Any], presets: PresetLibrary | None = None, *, base: GenerationParams | None = None
+) -> GenerationParams:
     """Generation parameters for an API body or UI state: ``base`` < ``preset`` < explicit names.
 
     Keys that are not parameters (``messages``, ``model``, ``stream``...) are ignored; known

@@ -39,7 +39,9 @@ class PersonaRepository:
             p = s.scalars(self._query(user_id).where(Persona.name == name)).first()
             return _record(p) if p else None
 
-    def save(self, name: str, description: str, avatar: bytes | None = None, user_id: int | None = None) -> PersonaRecord:
+    def save(
+        self, name: str, description: str, avatar: bytes | None = None, user_id: int | None = None
+    ) -> PersonaRecord:
         """Create the persona, or update the one with this name (an avatar of None keeps the old one)."""
         name = name.strip()
         if not name:

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from webui.storage.models import Conversation, Message, MessageVersion, utcnow, User
+from webui.storage.models import Conversation, Message, MessageVersion, User, utcnow
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,9 @@ EXPORT_FORMAT = "webui-chat"
 
 
 def _conv_record(c: Conversation) -> ConversationRecord:
-    return ConversationRecord(c.id, c.title, c.character, c.user_id, c.created_at, c.updated_at, json.loads(c.settings_json or "{}"))
+    return ConversationRecord(
+        c.id, c.title, c.character, c.user_id, c.created_at, c.updated_at, json.loads(c.settings_json or "{}")
+    )
 
 
 class ChatRepository:
@@ -89,14 +91,18 @@ class ChatRepository:
         self, title: str = "New chat", character: str = "", user_id: int | None = None, settings: dict | None = None
     ) -> ConversationRecord:
         with self._sessions.begin() as s:
-            conv = Conversation(title=title, character=character, user_id=user_id, settings_json=json.dumps(settings or {}))
+            conv = Conversation(
+                title=title, character=character, user_id=user_id, settings_json=json.dumps(settings or {})
+            )
             s.add(conv)
             s.flush()
             return _conv_record(conv)
 
     def list_conversations(self, user_id: int | None = None) -> list[ConversationRecord]:
         with self._sessions() as s:
-            q = select(Conversation).where(Conversation.user_id.is_(user_id) if user_id is None else Conversation.user_id == user_id)
+            q = select(Conversation).where(
+                Conversation.user_id.is_(user_id) if user_id is None else Conversation.user_id == user_id
+            )
             rows = s.scalars(q.order_by(Conversation.updated_at.desc(), Conversation.id.desc())).all()
             return [_conv_record(c) for c in rows]
 
@@ -137,14 +143,19 @@ class ChatRepository:
             if upto is None or upto.conversation_id != conv_id:
                 raise NotFound(f"Message {upto_message_id} not found in conversation {conv_id}")
             new = Conversation(
-                title=f"{src.title} (branch)"[:300], character=src.character, user_id=src.user_id, settings_json=src.settings_json
+                title=f"{src.title} (branch)"[:300],
+                character=src.character,
+                user_id=src.user_id,
+                settings_json=src.settings_json,
             )
             s.add(new)
             s.flush()
             for msg in src.messages:
                 if msg.position > upto.position:
                     break
-                copy = Message(conversation_id=new.id, position=msg.position, role=msg.role, active_version=msg.active_version)
+                copy = Message(
+                    conversation_id=new.id, position=msg.position, role=msg.role, active_version=msg.active_version
+                )
                 s.add(copy)
                 s.flush()
                 for v in msg.versions:
@@ -202,7 +213,10 @@ class ChatRepository:
             )
             rows = s.execute(
                 select(Message, MessageVersion, counts.c.n)
-                .join(MessageVersion, (MessageVersion.message_id == Message.id) & (MessageVersion.idx == Message.active_version))
+                .join(
+                    MessageVersion,
+                    (MessageVersion.message_id == Message.id) & (MessageVersion.idx == Message.active_version),
+                )
                 .join(counts, counts.c.message_id == Message.id)
                 .where(Message.conversation_id == conv_id)
                 .order_by(Message.position)
@@ -230,8 +244,17 @@ class ChatRepository:
         """Write a reply's text so far (called about once a second while streaming)."""
         with self._sessions.begin() as s:
             now = utcnow()
-            s.execute(update(MessageVersion).where(MessageVersion.id == version_id).values(content=content, complete=complete, updated_at=now))
-            conv_id = select(Message.conversation_id).join(MessageVersion).where(MessageVersion.id == version_id).scalar_subquery()
+            s.execute(
+                update(MessageVersion)
+                .where(MessageVersion.id == version_id)
+                .values(content=content, complete=complete, updated_at=now)
+            )
+            conv_id = (
+                select(Message.conversation_id)
+                .join(MessageVersion)
+                .where(MessageVersion.id == version_id)
+                .scalar_subquery()
+            )
             s.execute(update(Conversation).where(Conversation.id == conv_id).values(updated_at=now))
 
     def _owned_message(self, s: Session, message_id: int, user_id: int | None) -> Message:
@@ -245,7 +268,9 @@ class ChatRepository:
         """Add a new (incomplete) version to a message and make it the active one; returns its id."""
         with self._sessions.begin() as s:
             msg = self._owned_message(s, message_id, user_id)
-            idx = (s.scalar(select(func.max(MessageVersion.idx)).where(MessageVersion.message_id == message_id)) or 0) + 1
+            idx = (
+                s.scalar(select(func.max(MessageVersion.idx)).where(MessageVersion.message_id == message_id)) or 0
+            ) + 1
             ver = MessageVersion(message_id=message_id, idx=idx, content=content, complete=False)
             s.add(ver)
             msg.active_version = idx
@@ -323,9 +348,13 @@ class ChatRepository:
             return _conv_record(conv)
 
     @staticmethod
-    def _append(s: Session, conv: Conversation, role: str, content: str, complete: bool) -> tuple[Message, MessageVersion]:
+    def _append(
+        s: Session, conv: Conversation, role: str, content: str, complete: bool
+    ) -> tuple[Message, MessageVersion]:
         last = s.scalar(select(func.max(Message.position)).where(Message.conversation_id == conv.id))
-        msg = Message(conversation_id=conv.id, position=(last + 1 if last is not None else 0), role=role, active_version=0)
+        msg = Message(
+            conversation_id=conv.id, position=(last + 1 if last is not None else 0), role=role, active_version=0
+        )
         s.add(msg)
         s.flush()
         ver = MessageVersion(message_id=msg.id, idx=0, content=content, complete=complete)
