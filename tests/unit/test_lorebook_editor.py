@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.shared_fixtures import SERAPHINA, seraphina_card
 from webui.chat.cards import export_card_json, load_character, load_character_bytes, save_character_yaml
 from webui.chat.character import Character, Lorebook, LorebookEntry
 from webui.chat.lorebook import activate_entries
-from tests.support.shared_fixtures import SERAPHINA, seraphina_card
 from webui.ui.lorebook_editor import (
     ENTRY_FIELDS,
     LorebookInputError,
@@ -40,7 +40,8 @@ def rich_entry() -> LorebookEntry:
         "keys": ["zanzibar", "spice island"], "secondary_keys": ["port"], "content": "Old lore.", "name": "Zanzibar",
         "comment": "a note", "enabled": False, "constant": False, "selective": True, "case_sensitive": True,
         "insertion_order": 7, "priority": 3, "position": "after_char", "id": 42, "use_regex": False,
-        "extensions": {"position": 4, "depth": 2, "probability": 80, "match_whole_words": True, "nested": {"a": [1, 2]}},
+        "extensions": {"position": 4, "depth": 2, "probability": 80, "match_whole_words": True,
+                       "nested": {"a": [1, 2]}},
         "st_uid": "unknown-field-kept",
     })
 
@@ -164,7 +165,8 @@ def test_edited_seraphina_entry_reaches_export_prompt_and_yaml(tmp_path: Path) -
     assert st_extensions  # SillyTavern's per-entry settings
     edited = entry_from_form(glade, form(glade, content="The glade is warded by QUILL-7781.", keys="glade, zanzibar"))
     char = with_entry(char, 2, edited)
-    new = entry_from_form(None, form(None, keys="lighthouse", content="A lighthouse."), new_id=next_entry_id(char.character_book))
+    new = entry_from_form(None, form(None, keys="lighthouse", content="A lighthouse."),
+                          new_id=next_entry_id(char.character_book))
     char = with_entry(char, None, new)
 
     for spec in ("v2", "v3"):

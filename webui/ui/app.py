@@ -43,7 +43,7 @@ def build_ui(ctx: AppContext, replies: LiveReplies) -> gr.Blocks:
         with gr.Tab("Parameters", id="parameters"):
             param_components = parameters_tab.build(ctx)
         with gr.Tab("Model", id="model"):
-            model_tab.build_and_wire(ctx, demo, components.model_info)
+            model_tab.wire(ctx, model_tab.build(ctx), demo, components.model_info)
         with gr.Tab("Extensions", id="extensions"):
             ext_components = extensions_tab.build(ctx)
         ext_components.areas = {**ext_areas, **extensions_tab.build_ui_tabs(ctx, components)}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import tempfile
 from dataclasses import dataclass
@@ -15,12 +16,11 @@ import gradio as gr
 from webui.chat.cards import export_card_json, export_card_png, load_character_bytes
 from webui.chat.character import Character
 from webui.context import AppContext
-from webui.errors import UserFacingError
-from webui.storage.repository import NotFound
+from webui.errors import CharacterError, UserFacingError
 from webui.ui import chat_view as view
 from webui.ui import lorebook_editor
-from webui.ui.chat_tab import ChatComponents
-from webui.ui.events import ACTION, LOOKUP
+from webui.ui.chat_components import ChatComponents
+from webui.ui.events import action, bind, lookup, on
 from webui.ui.lorebook_editor import lore_markdown
 from webui.ui.session import current_user_id
 
@@ -66,12 +66,14 @@ class CharacterComponents:
 
 def build(ctx: AppContext) -> CharacterComponents:
     with gr.Row():
-        choice = gr.Dropdown(choices=ctx.characters.names(), value=None, label="Character", elem_id="character-choice", scale=3)
+        choice = gr.Dropdown(choices=ctx.characters.names(), value=None, label="Character", elem_id="character-choice",
+                             scale=3)
         upload = gr.File(label="Import a card (.png, .json, .yaml)", file_types=[".png", ".json", ".yaml", ".yml"],
                          type="filepath", elem_id="character-upload", scale=2)
     with gr.Row():
         with gr.Column(scale=3):
-            fields = [gr.Textbox(label=label, lines=lines, elem_id=f"char-{name.replace('_', '-')}") for name, label, lines in TEXT_FIELDS]
+            fields = [gr.Textbox(label=label, lines=lines, elem_id=f"char-{name.replace('_', '-')}")
+                      for name, label, lines in TEXT_FIELDS]
             lorebook = lorebook_editor.build()
         with gr.Column(scale=1):
             avatar = gr.Image(label="Avatar", type="pil", image_mode="RGBA", elem_id="char-avatar", height=240)
@@ -79,7 +81,8 @@ def build(ctx: AppContext) -> CharacterComponents:
             save_btn = gr.Button("Save", variant="primary", elem_id="save-character")
             duplicate_btn = gr.Button("Duplicate", elem_id="duplicate-character")
             delete_btn = gr.Button("Delete", variant="stop", elem_id="delete-character")
-            export_kind = gr.Radio(["V2 PNG", "V3 PNG", "V2 JSON", "V3 JSON"], value="V2 PNG", label="Export as", elem_id="export-kind")
+            export_kind = gr.Radio(["V2 PNG", "V3 PNG", "V2 JSON", "V3 JSON"], value="V2 PNG", label="Export as",
+                                   elem_id="export-kind")
             export_btn = gr.Button("Export card", elem_id="export-character")
             export_file = gr.File(label="Card", visible=False, interactive=False, elem_id="character-file")
     gr.Markdown("### Personas — who you are in a chat (`{{user}}` becomes the persona's name)")
@@ -93,9 +96,9 @@ def build(ctx: AppContext) -> CharacterComponents:
     with gr.Row():
         persona_save_btn = gr.Button("Save persona", variant="primary", elem_id="save-persona")
         persona_delete_btn = gr.Button("Delete persona", variant="stop", elem_id="delete-persona")
-    return CharacterComponents(choice, fields, avatar, lore_info, save_btn, duplicate_btn, delete_btn, upload, export_kind,
-                               export_btn, export_file, persona_choice, persona_name, persona_description, persona_avatar,
-                               persona_save_btn, persona_delete_btn, lorebook)
+    return CharacterComponents(choice, fields, avatar, lore_info, save_btn, duplicate_btn, delete_btn, upload,
+                               export_kind, export_btn, export_file, persona_choice, persona_name, persona_description,
+                               persona_avatar, persona_save_btn, persona_delete_btn, lorebook)
 
 
 def _png_bytes(image: Any) -> bytes | None:
@@ -143,132 +146,151 @@ def character_from_form(base: Character | None, values: list[Any], avatar: bytes
     return base.model_copy(update={**data, "avatar_png": avatar if avatar is not None else base.avatar_png})
 
 
+# -- characters -------------------------------------------------------------------------------
+CONFIRM_DELETE_JS = "(n) => { if (!confirm('Delete character ' + n + '?')) throw new Error('cancelled'); return n; }"
+# Handlers return, in order: the Characters tab's dropdown and the Chat tab's character dropdown
+# (``_choices``), then the form (``show``: ``form_outputs``), as their registrations list them.
+
+
+def _saved(ctx: AppContext, name: str | None) -> Character | None:
+    return ctx.characters.get(name) if name and ctx.characters.has(name) else None
+
+
+def _choices(ctx: AppContext, selected: str | None) -> list[Any]:
+    names = ctx.characters.names()
+    return [gr.update(choices=names, value=selected), gr.update(choices=names)]
+
+
+@lookup
+def show(ctx: AppContext, name: str | None) -> list[Any]:
+    """The form for character ``name`` (empty for None or an unknown name), lorebook editor included."""
+    char = _saved(ctx, name)
+    return [*form_values(char), _image(char.avatar_png if char else None), lore_markdown(char),
+            *lorebook_editor.values(char)]
+
+
+@action
+def save(ctx: AppContext, selected: str | None, avatar: Any, *values: Any) -> list[Any]:
+    """Save the form over the selected character (its lorebook and extras kept), or as a new one."""
+    char = ctx.characters.save(character_from_form(_saved(ctx, selected), list(values), _png_bytes(avatar)),
+                               replacing=selected)
+    gr.Info(f"Saved {char.name} to {ctx.characters.user_dir}.")
+    return _choices(ctx, char.name)
+
+
+@action
+def duplicate(ctx: AppContext, selected: str | None) -> list[Any]:
+    """Save a copy named "<name> (copy)" (or "(copy 2)", ...) and show it."""
+    base = _saved(ctx, selected)
+    if base is None:
+        raise UserFacingError("Choose a character to duplicate.")
+    name = f"{base.name} (copy)"
+    n = 2
+    while ctx.characters.has(name):
+        name, n = f"{base.name} (copy {n})", n + 1
+    char = ctx.characters.save(base.model_copy(update={"name": name}))
+    return [*_choices(ctx, char.name), *show(ctx, char.name)]
+
+
+@action
+def delete(ctx: AppContext, selected: str | None) -> list[Any]:
+    if not selected:
+        raise UserFacingError("Choose a character to delete.")
+    ctx.characters.delete(selected)
+    gr.Info(f"Deleted {selected}.")
+    return [*_choices(ctx, None), *show(ctx, None)]
+
+
+@action
+def upload(ctx: AppContext, path: str | None) -> list[Any]:
+    """Import an uploaded card, show it, and clear the upload box."""
+    if not path:
+        return [gr.update(), gr.update(), *([gr.update()] * len(show(ctx, None))), None]
+    name = Path(path).name
+    try:
+        char = ctx.characters.save(load_character_bytes(Path(path).read_bytes(), name))
+    except UserFacingError as exc:
+        raise CharacterError(f"Could not import {name}: {exc}") from exc
+    gr.Info(f"Imported {char.name}.")
+    return [*_choices(ctx, char.name), *show(ctx, char.name), None]
+
+
+@action
+def export(ctx: AppContext, selected: str | None, kind: str) -> Any:
+    """The selected character as a card file (``kind``: "V2 PNG", "V3 JSON", ...) to download."""
+    char = _saved(ctx, selected)
+    if char is None:
+        raise UserFacingError("Choose a character to export.")
+    spec = "v3" if kind.startswith("V3") else "v2"
+    folder = Path(tempfile.mkdtemp(prefix="webui-card-"))
+    slug = re.sub(r"[^\w-]+", "_", char.name).strip("_") or "character"
+    if kind.endswith("PNG"):
+        path = folder / f"{slug}.{spec}.png"
+        path.write_bytes(export_card_png(char, spec))  # type: ignore[arg-type]
+    else:
+        path = folder / f"{slug}.{spec}.json"
+        path.write_text(json.dumps(export_card_json(char, spec), ensure_ascii=False, indent=2), encoding="utf-8")  # type: ignore[arg-type]
+    return gr.update(value=str(path), visible=True)
+
+
+# -- personas ---------------------------------------------------------------------------------
+
+
+def persona_names(ctx: AppContext, uid: int | None) -> list[str]:
+    return [p.name for p in ctx.personas.list(uid)] if ctx.personas else []
+
+
+@lookup
+def persona_choice_update(ctx: AppContext, request: gr.Request | None) -> Any:
+    """Page load: this user's personas."""
+    return gr.update(choices=persona_names(ctx, current_user_id(ctx, request)))
+
+
+@lookup
+def show_persona(ctx: AppContext, name: str | None, request: gr.Request | None) -> list[Any]:
+    """[name, description, avatar] of persona ``name`` (empty when there is none)."""
+    rec = ctx.personas.get(name or "", current_user_id(ctx, request)) if ctx.personas else None
+    return [rec.name if rec else "", rec.description if rec else "", _image(rec.avatar if rec else None)]
+
+
+@action(catch=(ValueError,))  # PersonaRepository.save: ValueError("A persona needs a name.")
+def save_persona(ctx: AppContext, name: str, description: str, avatar: Any, request: gr.Request | None) -> list[Any]:
+    """Save the persona; [the Characters tab's persona list, the Chat tab's]."""
+    uid = current_user_id(ctx, request)
+    if ctx.personas is None:
+        raise UserFacingError("Personas are not available.")
+    rec = ctx.personas.save(name, description, _png_bytes(avatar), uid)
+    gr.Info(f"Saved persona {rec.name}.")
+    return [gr.update(choices=persona_names(ctx, uid), value=rec.name),
+            gr.update(choices=view.persona_choices(ctx, uid))]
+
+
+@action
+def delete_persona(ctx: AppContext, name: str | None, request: gr.Request | None) -> list[Any]:
+    """Delete the persona; both persona lists, and the persona form emptied."""
+    uid = current_user_id(ctx, request)
+    if not name or ctx.personas is None:
+        raise UserFacingError("Choose a persona to delete.")
+    ctx.personas.delete(name, uid)
+    return [gr.update(choices=persona_names(ctx, uid), value=None), gr.update(choices=view.persona_choices(ctx, uid)),
+            "", "", None]
+
+
 def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr.Blocks) -> None:
-    def refresh_choices(selected: str | None) -> list[Any]:
-        names = ctx.characters.names()
-        return [gr.update(choices=names, value=selected), gr.update(choices=names)]
-
-    def show(name: str | None) -> list[Any]:
-        char = ctx.characters.get(name) if name and ctx.characters.has(name) else None
-        return [*form_values(char), _image(char.avatar_png if char else None), lore_markdown(char),
-                *lorebook_editor.values(char)]
-
+    """``chat``: the Chat tab, whose character and persona lists follow saves and deletes."""
     form_outputs = [*c.fields, c.avatar, c.lore_info, *c.lorebook.outputs()]
-    c.choice.input(show, c.choice, form_outputs, **LOOKUP)
+    lists = [c.choice, chat.character]
+    on(c.choice.input, bind(show, ctx), c.choice, form_outputs)
     lorebook_editor.wire(ctx, c.lorebook, c.choice, c.lore_info)
+    on(c.save_btn.click, bind(save, ctx), [c.choice, c.avatar, *c.fields], lists)
+    on(c.duplicate_btn.click, bind(duplicate, ctx), c.choice, [*lists, *form_outputs])
+    on(c.delete_btn.click, bind(delete, ctx), c.choice, [*lists, *form_outputs], js=CONFIRM_DELETE_JS)
+    on(c.upload.upload, bind(upload, ctx), c.upload, [*lists, *form_outputs, c.upload])
+    on(c.export_btn.click, bind(export, ctx), [c.choice, c.export_kind], c.export_file)
 
-    def save(selected: str | None, avatar: Any, *values: Any) -> list[Any]:
-        base = ctx.characters.get(selected) if selected and ctx.characters.has(selected) else None
-        try:
-            char = ctx.characters.save(character_from_form(base, list(values), _png_bytes(avatar)), replacing=selected)
-        except UserFacingError as exc:
-            raise gr.Error(str(exc)) from exc
-        gr.Info(f"Saved {char.name} to {ctx.characters.user_dir}.")
-        return refresh_choices(char.name)
-
-    c.save_btn.click(save, [c.choice, c.avatar, *c.fields], [c.choice, chat.character], **ACTION)
-
-    def duplicate(selected: str | None) -> list[Any]:
-        if not selected or not ctx.characters.has(selected):
-            raise gr.Error("Choose a character to duplicate.")
-        base = ctx.characters.get(selected)
-        name = f"{base.name} (copy)"
-        n = 2
-        while ctx.characters.has(name):
-            name, n = f"{base.name} (copy {n})", n + 1
-        char = ctx.characters.save(base.model_copy(update={"name": name}))
-        return [*refresh_choices(char.name), *show(char.name)]
-
-    c.duplicate_btn.click(duplicate, c.choice, [c.choice, chat.character, *form_outputs], **ACTION)
-
-    def delete(selected: str | None) -> list[Any]:
-        if not selected:
-            raise gr.Error("Choose a character to delete.")
-        try:
-            ctx.characters.delete(selected)
-        except UserFacingError as exc:
-            raise gr.Error(str(exc)) from exc
-        gr.Info(f"Deleted {selected}.")
-        return [*refresh_choices(None), *show(None)]
-
-    c.delete_btn.click(
-        delete, c.choice, [c.choice, chat.character, *form_outputs],
-        js="(n) => { if (!confirm('Delete character ' + n + '?')) throw new Error('cancelled'); return n; }", **ACTION,
-    )
-
-    def upload(path: str | None) -> list[Any]:
-        if not path:
-            return [gr.update(), gr.update(), *([gr.update()] * len(form_outputs)), None]
-        name = Path(path).name
-        try:
-            char = load_character_bytes(Path(path).read_bytes(), name)
-            char = ctx.characters.save(char)
-        except UserFacingError as exc:
-            raise gr.Error(f"Could not import {name}: {exc}") from exc
-        gr.Info(f"Imported {char.name}.")
-        return [*refresh_choices(char.name), *show(char.name), None]
-
-    c.upload.upload(upload, c.upload, [c.choice, chat.character, *form_outputs, c.upload], **ACTION)
-
-    def export(selected: str | None, kind: str) -> Any:
-        if not selected or not ctx.characters.has(selected):
-            raise gr.Error("Choose a character to export.")
-        char = ctx.characters.get(selected)
-        spec = "v3" if kind.startswith("V3") else "v2"
-        folder = Path(tempfile.mkdtemp(prefix="webui-card-"))
-        slug = re.sub(r"[^\w-]+", "_", char.name).strip("_") or "character"
-        if kind.endswith("PNG"):
-            path = folder / f"{slug}.{spec}.png"
-            path.write_bytes(export_card_png(char, spec))  # type: ignore[arg-type]
-        else:
-            import json
-
-            path = folder / f"{slug}.{spec}.json"
-            path.write_text(json.dumps(export_card_json(char, spec), ensure_ascii=False, indent=2), encoding="utf-8")  # type: ignore[arg-type]
-        return gr.update(value=str(path), visible=True)
-
-    c.export_btn.click(export, [c.choice, c.export_kind], c.export_file, **ACTION)
-
-    # -- personas ----------------------------------------------------------------------
-    def persona_names(uid: int | None) -> list[str]:
-        return [p.name for p in ctx.personas.list(uid)] if ctx.personas else []
-
-    def show_persona(name: str | None, request: gr.Request) -> list[Any]:
-        rec = ctx.personas.get(name or "", current_user_id(ctx, request)) if ctx.personas else None
-        return [rec.name if rec else "", rec.description if rec else "", _image(rec.avatar if rec else None)]
-
-    c.persona_choice.input(show_persona, c.persona_choice, [c.persona_name, c.persona_description, c.persona_avatar], **LOOKUP)
-
-    def save_persona(name: str, description: str, avatar: Any, request: gr.Request) -> list[Any]:
-        uid = current_user_id(ctx, request)
-        if ctx.personas is None:
-            raise gr.Error("Personas are not available.")
-        try:
-            rec = ctx.personas.save(name, description, _png_bytes(avatar), uid)
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
-        gr.Info(f"Saved persona {rec.name}.")
-        return [gr.update(choices=persona_names(uid), value=rec.name), gr.update(choices=view.persona_choices(ctx, uid))]
-
-    c.persona_save_btn.click(save_persona, [c.persona_name, c.persona_description, c.persona_avatar],
-                             [c.persona_choice, chat.persona], **ACTION)
-
-    def delete_persona(name: str | None, request: gr.Request) -> list[Any]:
-        uid = current_user_id(ctx, request)
-        if not name or ctx.personas is None:
-            raise gr.Error("Choose a persona to delete.")
-        try:
-            ctx.personas.delete(name, uid)
-        except NotFound as exc:
-            raise gr.Error(str(exc)) from exc
-        return [gr.update(choices=persona_names(uid), value=None), gr.update(choices=view.persona_choices(ctx, uid)), "", "", None]
-
-    c.persona_delete_btn.click(delete_persona, c.persona_choice,
-                               [c.persona_choice, chat.persona, c.persona_name, c.persona_description, c.persona_avatar],
-                               **ACTION)
-
-    def on_load(request: gr.Request) -> Any:
-        return gr.update(choices=persona_names(current_user_id(ctx, request)))
-
-    demo.load(on_load, None, c.persona_choice, **LOOKUP)
-
+    persona_form = [c.persona_name, c.persona_description, c.persona_avatar]
+    on(c.persona_choice.input, bind(show_persona, ctx), c.persona_choice, persona_form)
+    on(c.persona_save_btn.click, bind(save_persona, ctx), persona_form, [c.persona_choice, chat.persona])
+    on(c.persona_delete_btn.click, bind(delete_persona, ctx), c.persona_choice,
+       [c.persona_choice, chat.persona, *persona_form])
+    on(demo.load, bind(persona_choice_update, ctx), None, c.persona_choice)

@@ -75,7 +75,8 @@ def avatar_file(ctx: AppContext, png: bytes | None) -> str | None:
     return str(path)
 
 
-def avatar_images(ctx: AppContext, conv: ConversationRecord | None, user_id: int | None) -> tuple[str | None, str | None]:
+def avatar_images(ctx: AppContext, conv: ConversationRecord | None,
+                  user_id: int | None) -> tuple[str | None, str | None]:
     """(user avatar, character avatar) for a chat: the persona's and the character's pictures."""
     if conv is None:
         return (None, None)

@@ -18,8 +18,8 @@ import gradio as gr
 from webui.context import AppContext
 from webui.errors import UserFacingError
 from webui.plugins import ExtensionError, ParamError
-from webui.ui.events import ACTION, LOOKUP
-from webui.ui.extension_params import from_component, param_component
+from webui.ui.events import action, bind, lookup, on
+from webui.ui.extension_params import from_component, param_component, to_text
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,14 @@ class ExtensionPanel:
     reset: gr.Button
     status: gr.Markdown
     params: dict[str, gr.components.Component]
+
+
+@dataclass(frozen=True)
+class ExtensionsView:
+    """What the page shows of every extension, in order: a panel each, and the ui() areas there are."""
+
+    names: tuple[str, ...]
+    with_area: tuple[str, ...]  # the names of the extensions whose ui() area was built
 
 
 @dataclass
@@ -181,78 +189,84 @@ def build(ctx: AppContext) -> ExtensionsComponents:
     return ExtensionsComponents(panels, order, failures, refresh)
 
 
-def wire(ctx: AppContext, c: ExtensionsComponents, demo: gr.Blocks) -> None:
-    areas = c.areas
-    names = [p.name for p in c.panels]
-    statuses = [p.status for p in c.panels]
-    checks = [p.enabled for p in c.panels]
-    area_names = [n for n in names if n in areas]
-    outputs = [c.order, c.failures, *statuses, *checks, *[areas[n] for n in area_names]]
+# ------------------------------------------------------------------------------------ handlers
 
-    def snapshot() -> list[Any]:
-        enabled = set(ctx.extensions.enabled())
-        return [order_markdown(ctx), failures_markdown(ctx),
-                *[status_markdown(ctx, n) for n in names],
-                *[gr.update(value=n in enabled) for n in names],
-                *[gr.update(visible=n in enabled) for n in area_names]]
 
-    demo.load(snapshot, None, outputs, **LOOKUP)
-    c.refresh.click(snapshot, None, outputs, **LOOKUP)
+@lookup
+def snapshot(ctx: AppContext, view: ExtensionsView) -> list[Any]:
+    """The enabled order, the failures, each panel's status and checkbox, each ui() area shown or not."""
+    enabled = set(ctx.extensions.enabled())
+    return [order_markdown(ctx), failures_markdown(ctx),
+            *[status_markdown(ctx, n) for n in view.names],
+            *[gr.update(value=n in enabled) for n in view.names],
+            *[gr.update(visible=n in enabled) for n in view.with_area]]
 
-    for panel in c.panels:
-        name = panel.name
 
-        def toggle(on: bool, name: str = name) -> list[Any]:
-            try:
-                if on:
-                    ctx.extensions.enable(name)
-                else:
-                    ctx.extensions.disable(name)
-            except UserFacingError as exc:
-                gr.Warning(str(exc))
-            return snapshot()
+@action
+def toggle(ctx: AppContext, view: ExtensionsView, name: str, enabled: bool) -> list[Any]:
+    """Enable or disable ``name`` at once; one that cannot be enabled gets a warning and stays off."""
+    try:
+        if enabled:
+            ctx.extensions.enable(name)
+        else:
+            ctx.extensions.disable(name)
+    except UserFacingError as exc:
+        gr.Warning(str(exc))
+    return snapshot(ctx, view)
 
-        panel.enabled.input(toggle, panel.enabled, outputs, **ACTION)
 
-        def move(delta: int, name: str = name) -> list[Any]:
-            order = ctx.extensions.enabled()
-            if name in order:
-                i = order.index(name)
-                j = max(0, min(len(order) - 1, i + delta))
-                order.insert(j, order.pop(i))
-                ctx.extensions.set_enabled(order)
-            return snapshot()
+@action
+def move(ctx: AppContext, view: ExtensionsView, name: str, delta: int) -> list[Any]:
+    """Move an enabled extension ``delta`` places in the order its hooks run (a disabled one stays)."""
+    order = ctx.extensions.enabled()
+    if name in order:
+        i = order.index(name)
+        j = max(0, min(len(order) - 1, i + delta))
+        order.insert(j, order.pop(i))
+        ctx.extensions.set_enabled(order)
+    return snapshot(ctx, view)
 
-        panel.up.click(lambda n=name: move(-1, n), None, outputs, **ACTION)
-        panel.down.click(lambda n=name: move(1, n), None, outputs, **ACTION)
 
-        specs = ctx.extensions.param_specs(name)
-        for key, comp in panel.params.items():
-            kind = "choice" if specs[key].choices is not None else specs[key].type
-
-            def change(value: Any, name: str = name, key: str = key, kind: str = kind) -> Any:
-                try:
-                    ctx.extensions.set_param(name, key, from_component(kind, value))
-                    return gr.update()
-                except ParamError as exc:
-                    gr.Warning(str(exc))
-                    current = ctx.extensions.get_params(name)[key]
-                    return gr.update(value=_shown(current, kind))
-
-            comp.change(change, comp, comp, **ACTION)
-
-        param_comps = list(panel.params.values())
-        if param_comps:
-            def reset(name: str = name, keys: tuple[str, ...] = tuple(panel.params)) -> list[Any]:
-                ctx.extensions.reset_params(name)
-                specs = ctx.extensions.param_specs(name)
-                values = ctx.extensions.get_params(name)
-                return [_shown(values[k], "choice" if specs[k].choices is not None else specs[k].type) for k in keys]
-
-            panel.reset.click(reset, None, param_comps, **ACTION)
+def _kind(ctx: AppContext, name: str, key: str) -> str:
+    spec = ctx.extensions.param_specs(name)[key]
+    return "choice" if spec.choices is not None else spec.type
 
 
 def _shown(value: Any, kind: str) -> Any:
-    from webui.ui.extension_params import to_text
-
     return to_text(value) if kind == "list" and isinstance(value, list) else value
+
+
+@action
+def change(ctx: AppContext, name: str, key: str, value: Any) -> Any:
+    """A setting changed: saved at once; a value it refuses gets a warning and the stored value back."""
+    kind = _kind(ctx, name, key)
+    try:
+        ctx.extensions.set_param(name, key, from_component(kind, value))
+        return gr.update()
+    except ParamError as exc:
+        gr.Warning(str(exc))
+        return gr.update(value=_shown(ctx.extensions.get_params(name)[key], kind))
+
+
+@action
+def reset(ctx: AppContext, name: str, keys: tuple[str, ...]) -> list[Any]:
+    """Every setting of ``name`` back to its default; the values of ``keys``, as shown."""
+    ctx.extensions.reset_params(name)
+    values = ctx.extensions.get_params(name)
+    return [_shown(values[k], _kind(ctx, name, k)) for k in keys]
+
+
+def wire(ctx: AppContext, c: ExtensionsComponents, demo: gr.Blocks) -> None:
+    view = ExtensionsView(tuple(p.name for p in c.panels), tuple(p.name for p in c.panels if p.name in c.areas))
+    outputs = [c.order, c.failures, *[p.status for p in c.panels], *[p.enabled for p in c.panels],
+               *[c.areas[n] for n in view.with_area]]
+    on(demo.load, bind(snapshot, ctx, view), None, outputs)
+    on(c.refresh.click, bind(snapshot, ctx, view), None, outputs)
+    for panel in c.panels:
+        on(panel.enabled.input, bind(toggle, ctx, view, panel.name), panel.enabled, outputs)
+        on(panel.up.click, bind(move, ctx, view, panel.name, -1), None, outputs)
+        on(panel.down.click, bind(move, ctx, view, panel.name, +1), None, outputs)
+        for key, comp in panel.params.items():
+            on(comp.change, bind(change, ctx, panel.name, key), comp, comp)
+        if panel.params:
+            on(panel.reset.click, bind(reset, ctx, panel.name, tuple(panel.params)), None, list(panel.params.values()))

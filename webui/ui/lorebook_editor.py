@@ -25,7 +25,7 @@ import gradio as gr
 from webui.chat.character import Character, Lorebook, LorebookEntry
 from webui.context import AppContext
 from webui.errors import UserFacingError
-from webui.ui.events import LOOKUP
+from webui.ui.events import action, bind, lookup, on
 
 POSITIONS = ["before_char", "after_char"]
 # The entry form, in order: (LorebookEntry field, kind). Kinds: text, keys, bool, int, opt_int, position.
@@ -44,9 +44,9 @@ ENTRY_FIELDS = [
     ("priority", "opt_int"),
     ("position", "position"),
 ]
-# Writes go through the queue (gr.Info / gr.Warning only reach the page from queued events: see
-# webui/ui/events.py), one at a time so two of them never interleave their read-modify-write of the
-# character file.
+# Writes are actions (gr.Info / gr.Warning only reach the page from queued events: see
+# webui/ui/events.py), run one at a time so two of them never interleave their read-modify-write of
+# the character file.
 WRITE: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "lorebook-write", "show_progress": "hidden"}
 NO_CHARACTER = "Choose a saved character first (or save the new one): the lorebook is stored in it."
 CONFIRM_DELETE_JS = (
@@ -321,103 +321,128 @@ def values(char: Character | None) -> list[Any]:
     return [*book_form_values(book), *_entry_updates(char, 0 if book and book.entries else None)]
 
 
-def wire(ctx: AppContext, c: LorebookComponents, choice: gr.Dropdown, lore_info: gr.Markdown) -> None:
-    """``choice``: the Characters tab's character dropdown; ``lore_info``: its lorebook summary."""
-    n_entry = 1 + len(c.entry_fields) + 2  # dropdown, fields, info, snapshot
-    entry_outputs = [c.entry_choice, *c.entry_fields, c.entry_info, c.loaded, lore_info]
-    info_at = entry_outputs.index(c.entry_info)
+# ------------------------------------------------------------------------------------ handlers
+# ``selected``: the Characters tab's character dropdown; ``index``: the Entry dropdown (an index as a
+# string, None for a new entry); ``loaded``: the entry as it was opened. Entry handlers return
+# ``_entry_updates`` (the writes add the character's lorebook summary), in ``LorebookComponents.outputs()``
+# order from the Entry dropdown on.
 
-    def saved_character(selected: str | None) -> Character | None:
-        return ctx.characters.get(selected) if selected and ctx.characters.has(selected) else None
+ENTRY_INFO_AT = 1 + len(ENTRY_FIELDS)  # where the info line is in ``_entry_updates``
+WRITE_OUTPUTS = ENTRY_INFO_AT + 3  # ``_entry_updates`` and the lorebook summary
 
-    def stored_index(char: Character | None, index: str | None) -> int | None:
-        """The Entry dropdown's value as an index, if ``char`` has that entry."""
-        if char is None or index in (None, "") or not char.character_book:
-            return None
-        i = int(index)  # type: ignore[arg-type]
-        return i if i < len(char.character_book.entries) else None
 
-    def refused(message: str, selected: str | None, index: str | None) -> list[Any]:
-        """A Save or Delete that changed nothing: a warning, and the reason under the form; the form
-        itself is left as the user typed it."""
-        gr.Warning(message)
-        shown = [gr.update()] * len(entry_outputs)
-        char = saved_character(selected)
-        shown[info_at] = entry_info(char, stored_index(char, index), not_saved(message))
-        return shown
+def _saved(ctx: AppContext, selected: str | None) -> Character | None:
+    return ctx.characters.get(selected) if selected and ctx.characters.has(selected) else None
 
-    def current(selected: str | None, index: str | None, loaded: dict | None) -> tuple[Character, int | None]:
-        """The stored character and the opened entry's index; LorebookInputError if either is gone or changed."""
-        char = saved_character(selected)
+
+def stored_index(char: Character | None, index: str | None) -> int | None:
+    """The Entry dropdown's value as an index, if ``char`` has that entry."""
+    if char is None or index in (None, "") or not char.character_book:
+        return None
+    i = int(index)  # type: ignore[arg-type]
+    return i if i < len(char.character_book.entries) else None
+
+
+def _refused(ctx: AppContext, message: str, selected: str | None, index: str | None) -> list[Any]:
+    """A Save or Delete that changed nothing: a warning, and the reason under the form; the form
+    itself is left as the user typed it."""
+    gr.Warning(message)
+    shown: list[Any] = [gr.update()] * WRITE_OUTPUTS
+    char = _saved(ctx, selected)
+    shown[ENTRY_INFO_AT] = entry_info(char, stored_index(char, index), not_saved(message))
+    return shown
+
+
+def _current(ctx: AppContext, selected: str | None, index: str | None,
+             loaded: dict[str, Any] | None) -> tuple[Character, int | None]:
+    """The stored character and the opened entry's index; LorebookInputError if either is gone or changed."""
+    char = _saved(ctx, selected)
+    if char is None:
+        raise LorebookInputError(NO_CHARACTER)
+    if index in (None, ""):
+        return char, None
+    i = int(index)  # type: ignore[arg-type]
+    entries = char.character_book.entries if char.character_book else []
+    if i >= len(entries) or _snapshot(entries[i]) != loaded:
+        raise LorebookInputError("This lorebook changed since the entry was opened (another tab?). "
+                                 "Pick the entry again; your text is still in the form.")
+    return char, i
+
+
+def _store(ctx: AppContext, char: Character, index: int | None, message: str, selected: str | None,
+           opened: str | None) -> list[Any]:
+    try:
+        saved = ctx.characters.save(char)
+    except UserFacingError as exc:  # e.g. the data dir is not writable: keep the form as it is
+        return _refused(ctx, str(exc), selected, opened)
+    gr.Info(message)
+    return [*_entry_updates(saved, index, f"{message} ({time.strftime('%H:%M:%S')})"), lore_markdown(saved)]
+
+
+@lookup
+def open_entry(ctx: AppContext, selected: str | None, index: str | None) -> list[Any]:
+    char = _saved(ctx, selected)
+    return _entry_updates(char, stored_index(char, index))
+
+
+@lookup
+def new_entry(ctx: AppContext, selected: str | None) -> list[Any]:
+    return _entry_updates(_saved(ctx, selected), None)
+
+
+@action
+def save_entry(ctx: AppContext, selected: str | None, index: str | None, loaded: dict[str, Any] | None,
+               *form: Any) -> list[Any]:
+    """Save the form as the opened entry (or append a new one); refused with a warning for bad input."""
+    try:
+        char, i = _current(ctx, selected, index, loaded)
+        base = char.character_book.entries[i] if i is not None else None  # type: ignore[union-attr]
+        entry = entry_from_form(base, list(form), new_id=next_entry_id(char.character_book))
+    except LorebookInputError as exc:
+        return _refused(ctx, str(exc), selected, index)
+    char = with_entry(char, i, entry)
+    i = i if i is not None else len(char.character_book.entries) - 1  # type: ignore[union-attr]
+    return _store(ctx, char, i, f"Saved lorebook entry {i + 1} ({entry_title(entry)}) in {char.name}.", selected, index)
+
+
+@action
+def delete_entry(ctx: AppContext, selected: str | None, index: str | None, loaded: dict[str, Any] | None) -> list[Any]:
+    """Delete the opened entry and open the one now at its place (or the last)."""
+    try:
+        char, i = _current(ctx, selected, index, loaded)
+        if i is None:
+            raise LorebookInputError("Pick an entry to delete (a new entry is not saved yet).")
+    except LorebookInputError as exc:
+        return _refused(ctx, str(exc), selected, index)
+    title = entry_title(char.character_book.entries[i])  # type: ignore[union-attr]
+    left = without_entry(char, i)
+    n = len(left.character_book.entries) if left.character_book else 0
+    message = f"Deleted lorebook entry {i + 1} ({title}) from {char.name}."
+    return _store(ctx, left, min(i, n - 1) if n else None, message, selected, index)
+
+
+@action
+def save_book(ctx: AppContext, selected: str | None, *form: Any) -> Any:
+    """Save the book settings; the lorebook summary (unchanged, with a warning, when refused)."""
+    char = _saved(ctx, selected)
+    try:
         if char is None:
             raise LorebookInputError(NO_CHARACTER)
-        if index in (None, ""):
-            return char, None
-        i = int(index)
-        entries = char.character_book.entries if char.character_book else []
-        if i >= len(entries) or _snapshot(entries[i]) != loaded:
-            raise LorebookInputError("This lorebook changed since the entry was opened (another tab?). "
-                                     "Pick the entry again; your text is still in the form.")
-        return char, i
+        book = book_from_form(char.character_book, *form)
+        saved = ctx.characters.save(char.model_copy(update={"character_book": book}))
+    except UserFacingError as exc:  # LorebookInputError or a failed write
+        gr.Warning(str(exc))
+        return gr.update()
+    gr.Info(f"Saved the lorebook settings of {saved.name}.")
+    return lore_markdown(saved)
 
-    def store(char: Character, index: int | None, message: str, selected: str | None, opened: str | None) -> list[Any]:
-        try:
-            saved = ctx.characters.save(char)
-        except UserFacingError as exc:  # e.g. the data dir is not writable: keep the form as it is
-            return refused(str(exc), selected, opened)
-        gr.Info(message)
-        return [*_entry_updates(saved, index, f"{message} ({time.strftime('%H:%M:%S')})"), lore_markdown(saved)]
 
-    def open_entry(selected: str | None, index: str | None) -> list[Any]:
-        char = saved_character(selected)
-        return _entry_updates(char, stored_index(char, index))
-
-    c.entry_choice.input(open_entry, [choice, c.entry_choice], entry_outputs[:n_entry], **LOOKUP)
-
-    def new_entry(selected: str | None) -> list[Any]:
-        return _entry_updates(saved_character(selected), None)
-
-    c.new_btn.click(new_entry, choice, entry_outputs[:n_entry], **LOOKUP)
-
-    def save_entry(selected: str | None, index: str | None, loaded: dict | None, *form: Any) -> list[Any]:
-        try:
-            char, i = current(selected, index, loaded)
-            base = char.character_book.entries[i] if i is not None else None  # type: ignore[union-attr]
-            entry = entry_from_form(base, list(form), new_id=next_entry_id(char.character_book))
-        except LorebookInputError as exc:
-            return refused(str(exc), selected, index)
-        char = with_entry(char, i, entry)
-        i = i if i is not None else len(char.character_book.entries) - 1  # type: ignore[union-attr]
-        return store(char, i, f"Saved lorebook entry {i + 1} ({entry_title(entry)}) in {char.name}.", selected, index)
-
-    c.save_btn.click(save_entry, [choice, c.entry_choice, c.loaded, *c.entry_fields], entry_outputs, **WRITE)
-
-    def delete_entry(selected: str | None, index: str | None, loaded: dict | None) -> list[Any]:
-        try:
-            char, i = current(selected, index, loaded)
-            if i is None:
-                raise LorebookInputError("Pick an entry to delete (a new entry is not saved yet).")
-        except LorebookInputError as exc:
-            return refused(str(exc), selected, index)
-        title = entry_title(char.character_book.entries[i])  # type: ignore[union-attr]
-        left = without_entry(char, i)
-        n = len(left.character_book.entries) if left.character_book else 0
-        return store(left, min(i, n - 1) if n else None, f"Deleted lorebook entry {i + 1} ({title}) from {char.name}.",
-                     selected, index)
-
-    c.delete_btn.click(delete_entry, [choice, c.entry_choice, c.loaded], entry_outputs, js=CONFIRM_DELETE_JS, **WRITE)
-
-    def save_book(selected: str | None, *form: Any) -> Any:
-        char = saved_character(selected)
-        try:
-            if char is None:
-                raise LorebookInputError(NO_CHARACTER)
-            book = book_from_form(char.character_book, *form)
-            saved = ctx.characters.save(char.model_copy(update={"character_book": book}))
-        except UserFacingError as exc:  # LorebookInputError or a failed write
-            gr.Warning(str(exc))
-            return gr.update()
-        gr.Info(f"Saved the lorebook settings of {saved.name}.")
-        return lore_markdown(saved)
-
-    c.book_save_btn.click(save_book, [choice, *c.book_fields], lore_info, **WRITE)
+def wire(ctx: AppContext, c: LorebookComponents, choice: gr.Dropdown, lore_info: gr.Markdown) -> None:
+    """``choice``: the Characters tab's character dropdown; ``lore_info``: its lorebook summary."""
+    shown = [c.entry_choice, *c.entry_fields, c.entry_info, c.loaded]  # what ``_entry_updates`` fills
+    opened = [choice, c.entry_choice, c.loaded]
+    on(c.entry_choice.input, bind(open_entry, ctx), [choice, c.entry_choice], shown)
+    on(c.new_btn.click, bind(new_entry, ctx), choice, shown)
+    on(c.save_btn.click, bind(save_entry, ctx), [*opened, *c.entry_fields], [*shown, lore_info], **WRITE)
+    on(c.delete_btn.click, bind(delete_entry, ctx), opened, [*shown, lore_info], js=CONFIRM_DELETE_JS, **WRITE)
+    on(c.book_save_btn.click, bind(save_book, ctx), [choice, *c.book_fields], lore_info, **WRITE)

@@ -8,6 +8,7 @@ errors reach the user as one clear message (gr.Error), never a traceback.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,19 @@ from webui.engine.catalog import CatalogEntry, scan_catalog
 from webui.engine.hub import download
 from webui.engine.memory import human
 from webui.engine.model_settings import ModelSettingsStore, load_and_remember
-from webui.engine.options import LOADERS, OPTIONS, Option, defaults
+from webui.engine.options import OPTIONS, Option, defaults
 from webui.engine.protocol import ModelSpec
+from webui.engine.registry import default_loader, loader_names
 from webui.errors import UserFacingError
-from webui.ui.events import LOOKUP
+from webui.ui.chat_components import model_markdown
+from webui.ui.events import action, bind, lookup, on
 
 log = logging.getLogger(__name__)
 
 
 def _component(option: Option, visible: bool) -> gr.components.Component:
-    common: dict[str, Any] = {"label": option.label, "info": option.help, "visible": visible, "elem_id": f"opt-{option.name}"}
+    common: dict[str, Any] = {"label": option.label, "info": option.help, "visible": visible,
+                              "elem_id": f"opt-{option.name}"}
     if option.kind == "choice":
         return gr.Dropdown(choices=list(option.choices), value=option.default, **common)
     if option.kind == "bool":
@@ -50,22 +54,39 @@ def status_markdown(ctx: AppContext) -> str:
     info = ctx.engine.load_info
     if info is None:
         return "No model loaded."
-    rss = int(getattr(ctx.engine.model, "rss_delta_bytes", 0) or 0)
+    model = ctx.engine.model_info
+    rss = model.rss_delta_bytes if model else 0
     memory = f"{human(info.footprint_bytes)} of weights and caches" if info.footprint_bytes else "held by the server"
     cross = f" (process memory grew {human(rss)})" if rss else ""
     return f"**{info.name}** loaded with **{info.loader}** in {info.load_seconds:.2f} s · {memory}{cross}"
+
+
+OPTION_INDEX = {o.name: i for i, o in enumerate(OPTIONS)}
 
 
 def _visibility(loader: str, quantization: str) -> list[Any]:
     return [gr.update(visible=o.applies(loader, quantization or "none")) for o in OPTIONS]
 
 
-def build_and_wire(ctx: AppContext, demo: gr.Blocks, model_info: gr.Markdown | None = None) -> None:
-    """Lay out the Model tab (inside the caller's ``gr.Tab``) and connect its events.
+@dataclass
+class ModelComponents:
+    model_dd: gr.Dropdown
+    refresh_btn: gr.Button
+    loader_radio: gr.Radio
+    url_box: gr.Textbox
+    options: list[gr.components.Component]  # one per ``OPTIONS`` entry, in order
+    load_btn: gr.Button
+    unload_btn: gr.Button
+    status: gr.Markdown
+    repo_box: gr.Textbox
+    revision_box: gr.Textbox
+    pattern_box: gr.Textbox
+    download_btn: gr.Button
+    download_status: gr.Markdown
 
-    ``model_info`` is the chat tab's model line; it is refreshed after every load/unload.
-    """
-    store = ModelSettingsStore.in_data_dir(ctx.settings.data_dir)
+
+def build(ctx: AppContext) -> ModelComponents:
+    """Lay out the Model tab (inside the caller's ``gr.Tab``)."""
     initial = ctx.engine.spec
     initial_loader = ctx.engine.load_info.loader if ctx.engine.load_info else "llama.cpp"
     with gr.Row():
@@ -74,7 +95,7 @@ def build_and_wire(ctx: AppContext, demo: gr.Blocks, model_info: gr.Markdown | N
             info=f"From {ctx.settings.models_path}, the Hugging Face cache, or the embedded default; or type a path.",
         )
         refresh_btn = gr.Button("🔄 Refresh", scale=1, elem_id="model-refresh")
-    loader_radio = gr.Radio(list(LOADERS), value=initial_loader, label="Loader", elem_id="model-loader")
+    loader_radio = gr.Radio(list(loader_names()), value=initial_loader, label="Loader", elem_id="model-loader")
     url_box = gr.Textbox(
         label="Server URL", placeholder="http://127.0.0.1:8000/v1", visible=initial_loader == "remote",
         info="An OpenAI-compatible server: vLLM, TGI, llama.cpp server, Ollama (http://host:11434/v1)...",
@@ -98,115 +119,124 @@ def build_and_wire(ctx: AppContext, demo: gr.Blocks, model_info: gr.Markdown | N
             )
         download_btn = gr.Button("Download", elem_id="download-button")
         download_status = gr.Markdown(elem_id="download-status")
-
-    by_name = {o.name: i for i, o in enumerate(OPTIONS)}
-    quant_component = components[by_name["quantization"]]
-    chat_outputs = [model_info] if model_info is not None else []
-
-    def model_line() -> list[Any]:
-        if model_info is None:
-            return []
-        from webui.ui.chat_tab import model_markdown
-
-        return [model_markdown(ctx)]
-
-    # -- catalog -----------------------------------------------------------------------
-    def refresh(current: str | None) -> Any:
-        choices = _choices(_entries(ctx))
-        paths = [p for _, p in choices]
-        value = current if current in paths else (ctx.engine.spec.path if ctx.engine.spec else None)
-        return gr.update(choices=choices, value=value)
-
-    def on_page_load() -> tuple[Any, ...]:
-        return refresh(ctx.engine.spec.path if ctx.engine.spec else None), status_markdown(ctx)
-
-    demo.load(on_page_load, None, [model_dd, status], **LOOKUP)
-    refresh_btn.click(refresh, model_dd, model_dd, **LOOKUP)
-
-    def on_select(path: str | None) -> list[Any]:
-        """Show the loader and options this model last loaded with (or its defaults)."""
-        if not path:
-            return [gr.update()] * (2 + len(OPTIONS))
-        entry = next((e for e in _entries(ctx) if e.path == path), None)
-        saved = store.get(path)
-        loader = saved.loader if saved else (entry.loader if entry else _guess_loader(path))
-        values = {**defaults(loader), **(saved.options if saved else {})}
-        quant = str(values.get("quantization") or "none")
-        updates = [
-            gr.update(value=values[o.name], visible=o.applies(loader, quant)) if o.name in values
-            else gr.update(visible=False)
-            for o in OPTIONS
-        ]
-        url = gr.update(visible=True, value=path) if loader == "remote" else gr.update(visible=False)
-        return [gr.update(value=loader), url, *updates]
-
-    model_dd.input(on_select, model_dd, [loader_radio, url_box, *components], **LOOKUP)
-
-    def on_loader(loader: str, quant: str) -> list[Any]:
-        return [gr.update(visible=loader == "remote"), *_visibility(loader, quant)]
-
-    loader_radio.input(on_loader, [loader_radio, quant_component], [url_box, *components], **LOOKUP)
-    quant_component.input(on_loader, [loader_radio, quant_component], [url_box, *components], **LOOKUP)
-
-    # -- load / unload -----------------------------------------------------------------
-    def on_load(path: str | None, loader: str, url: str, *values: Any) -> list[Any]:
-        target = (url or "").strip() if loader == "remote" else (path or "").strip()
-        if not target:
-            raise gr.Error("Enter the server URL first." if loader == "remote" else "Choose a model first.")
-        quant = values[by_name["quantization"]] or "none"
-        options = {o.name: v for o, v in zip(OPTIONS, values) if o.applies(loader, quant) and v is not None}
-        entry = next((e for e in _entries(ctx) if e.path == target), None)
-        name = entry.label if entry else None
-        if name is None and loader != "remote":
-            name = Path(target).stem if target.lower().endswith(".gguf") else Path(target).name
-        spec = ModelSpec(path=target, loader=loader, options=options, display_name=name)
-        if options.get("trust_remote_code"):
-            gr.Warning("Trust remote code is on: Python code shipped with this model will run on this machine.")
-        try:
-            load_and_remember(ctx.engine, spec, store)
-        except UserFacingError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        except Exception as exc:
-            log.exception("loading %s failed", target)
-            raise gr.Error(f"Loading failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                           print_exception=False) from None
-        return [status_markdown(ctx), *model_line()]
-
-    load_btn.click(
-        on_load, [model_dd, loader_radio, url_box, *components], [status, *chat_outputs], concurrency_limit=1,
-        concurrency_id="model-load",
-    )
-
-    def on_unload() -> list[Any]:
-        ctx.engine.unload()
-        return [status_markdown(ctx), *model_line()]
-
-    unload_btn.click(on_unload, None, [status, *chat_outputs], concurrency_limit=1, concurrency_id="model-load")
-
-    # -- download ----------------------------------------------------------------------
-    def on_download(repo: str, revision: str, pattern: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
-        return run_download(ctx, repo, revision, pattern, lambda fraction, text: progress(fraction, desc=text))
-
-    download_btn.click(on_download, [repo_box, revision_box, pattern_box], [download_status, model_dd],
-                       concurrency_limit=1, concurrency_id="model-download")
+    return ModelComponents(model_dd, refresh_btn, loader_radio, url_box, components, load_btn, unload_btn, status,
+                           repo_box, revision_box, pattern_box, download_btn, download_status)
 
 
+# -- handlers -------------------------------------------------------------------------------
+# ``chat_line``: whether the Chat tab's model line is among the outputs (refreshed after every
+# load and unload).
+
+
+@lookup
+def refresh(ctx: AppContext, current: str | None) -> Any:
+    """The model list, rescanned; ``current`` stays selected if still there, else the loaded model."""
+    choices = _choices(_entries(ctx))
+    paths = [p for _, p in choices]
+    value = current if current in paths else (ctx.engine.spec.path if ctx.engine.spec else None)
+    return gr.update(choices=choices, value=value)
+
+
+@lookup
+def on_page_load(ctx: AppContext) -> tuple[Any, ...]:
+    return refresh(ctx, ctx.engine.spec.path if ctx.engine.spec else None), status_markdown(ctx)
+
+
+@lookup
+def on_select(ctx: AppContext, store: ModelSettingsStore, path: str | None) -> list[Any]:
+    """Show the loader and options this model last loaded with (or its defaults)."""
+    if not path:
+        return [gr.update()] * (2 + len(OPTIONS))
+    entry = next((e for e in _entries(ctx) if e.path == path), None)
+    saved = store.get(path)
+    loader = saved.loader if saved else (entry.loader if entry else default_loader(path))
+    values = {**defaults(loader), **(saved.options if saved else {})}
+    quant = str(values.get("quantization") or "none")
+    updates = [
+        gr.update(value=values[o.name], visible=o.applies(loader, quant)) if o.name in values
+        else gr.update(visible=False)
+        for o in OPTIONS
+    ]
+    url = gr.update(visible=True, value=path) if loader == "remote" else gr.update(visible=False)
+    return [gr.update(value=loader), url, *updates]
+
+
+@lookup
+def on_loader(loader: str, quant: str) -> list[Any]:
+    """The loader or quantization changed: the URL box and the options that apply, shown."""
+    return [gr.update(visible=loader == "remote"), *_visibility(loader, quant)]
+
+
+def _model_line(ctx: AppContext, chat_line: bool) -> list[Any]:
+    return [model_markdown(ctx)] if chat_line else []
+
+
+@action
+def load_model(ctx: AppContext, store: ModelSettingsStore, chat_line: bool, path: str | None, loader: str, url: str,
+               *values: Any) -> list[Any]:
+    """Load the chosen model (``values``: the option controls, in ``OPTIONS`` order) and remember its
+    settings; [status, chat model line]. Any failure reaches the user as one line, never a traceback."""
+    target = (url or "").strip() if loader == "remote" else (path or "").strip()
+    if not target:
+        raise UserFacingError("Enter the server URL first." if loader == "remote" else "Choose a model first.")
+    quant = values[OPTION_INDEX["quantization"]] or "none"
+    options = {o.name: v for o, v in zip(OPTIONS, values) if o.applies(loader, quant) and v is not None}
+    entry = next((e for e in _entries(ctx) if e.path == target), None)
+    name = entry.label if entry else None
+    if name is None and loader != "remote":
+        name = Path(target).stem if target.lower().endswith(".gguf") else Path(target).name
+    spec = ModelSpec(path=target, loader=loader, options=options, display_name=name)
+    if options.get("trust_remote_code"):
+        gr.Warning("Trust remote code is on: Python code shipped with this model will run on this machine.")
+    try:
+        load_and_remember(ctx.engine, spec, store)
+    except UserFacingError:
+        raise  # its message says it all (shown by @action)
+    except Exception as exc:  # a backend's own error: its first line, without the traceback
+        log.exception("loading %s failed", target)
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise UserFacingError(f"Loading failed: {type(exc).__name__}: {first_line}") from None
+    return [status_markdown(ctx), *_model_line(ctx, chat_line)]
+
+
+@action
+def unload_model(ctx: AppContext, chat_line: bool) -> list[Any]:
+    ctx.engine.unload()
+    return [status_markdown(ctx), *_model_line(ctx, chat_line)]
+
+
+@action
+def download_model(ctx: AppContext, repo: str, revision: str, pattern: str,
+                   progress: gr.Progress = gr.Progress()) -> list[Any]:
+    return run_download(ctx, repo, revision, pattern, lambda fraction, text: progress(fraction, desc=text))
+
+
+def wire(ctx: AppContext, c: ModelComponents, demo: gr.Blocks, model_info: gr.Markdown | None = None) -> None:
+    """``model_info`` is the chat tab's model line; it is refreshed after every load/unload."""
+    store = ModelSettingsStore.in_data_dir(ctx.settings.data_dir)
+    quant = c.options[OPTION_INDEX["quantization"]]
+    after_load = [c.status, *([model_info] if model_info is not None else [])]
+    one_load = {"concurrency_limit": 1, "concurrency_id": "model-load", "show_progress": "full"}
+    on(demo.load, bind(on_page_load, ctx), None, [c.model_dd, c.status])
+    on(c.refresh_btn.click, bind(refresh, ctx), c.model_dd, c.model_dd)
+    on(c.model_dd.input, bind(on_select, ctx, store), c.model_dd, [c.loader_radio, c.url_box, *c.options])
+    for trigger in (c.loader_radio.input, quant.input):
+        on(trigger, on_loader, [c.loader_radio, quant], [c.url_box, *c.options])
+    on(c.load_btn.click, bind(load_model, ctx, store, model_info is not None),
+       [c.model_dd, c.loader_radio, c.url_box, *c.options], after_load, **one_load)
+    on(c.unload_btn.click, bind(unload_model, ctx, model_info is not None), None, after_load, **one_load)
+    on(c.download_btn.click, bind(download_model, ctx), [c.repo_box, c.revision_box, c.pattern_box],
+       [c.download_status, c.model_dd], concurrency_limit=1, concurrency_id="model-download", show_progress="full")
+
+
+@action
 def run_download(ctx: AppContext, repo: str, revision: str, pattern: str, report: Any) -> list[Any]:
     """The Download button: fetch into the models dir, then select the new model in the list."""
     if not (repo or "").strip():
-        raise gr.Error("Enter a model id such as org/name.")
-    try:
-        folder = download(repo, ctx.settings.models_path, revision=(revision or "").strip() or None,
-                          allow_patterns=(pattern or "").strip() or None, progress=report)
-    except UserFacingError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
+        raise UserFacingError("Enter a model id such as org/name.")
+    folder = download(repo, ctx.settings.models_path, revision=(revision or "").strip() or None,
+                      allow_patterns=(pattern or "").strip() or None, progress=report)
     choices = _choices(_entries(ctx))
     prefix = str(folder.resolve())
     new = next((p for _, p in choices if p == prefix or p.startswith(prefix + "/")), None)
     return [f"Downloaded to `{folder}`.", gr.update(choices=choices, value=new)]
-
-
-def _guess_loader(path: str) -> str:
-    if path.startswith(("http://", "https://")):
-        return "remote"
-    return "llama.cpp" if path.lower().endswith(".gguf") else "transformers"

@@ -10,9 +10,9 @@ import gradio as gr
 from webui.context import AppContext
 from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
-from webui.generation.presets import PresetError, params_from_values
+from webui.generation.presets import params_from_values
 from webui.generation.support import unsupported
-from webui.ui.events import ACTION, LOOKUP
+from webui.ui.events import action, bind, lookup, on
 from webui.ui.extension_params import sampler_components, samplers_from_values, to_text
 
 # (field, component factory). Order = the order of ``ParamComponents.inputs``.
@@ -24,12 +24,14 @@ _FIELDS: list[tuple[str, Any]] = [
     ("min_p", lambda v: gr.Slider(0.0, 1.0, value=v, step=0.01, label="min_p")),
     ("typical_p", lambda v: gr.Slider(0.01, 1.0, value=v, step=0.01, label="typical_p")),
     ("repetition_penalty", lambda v: gr.Slider(0.5, 2.0, value=v, step=0.01, label="repetition_penalty")),
-    ("repetition_penalty_range", lambda v: gr.Number(value=v, precision=0, minimum=0, label="repetition_penalty_range (0 = all)")),
+    ("repetition_penalty_range",
+     lambda v: gr.Number(value=v, precision=0, minimum=0, label="repetition_penalty_range (0 = all)")),
     ("presence_penalty", lambda v: gr.Slider(-2.0, 2.0, value=v, step=0.01, label="presence_penalty")),
     ("frequency_penalty", lambda v: gr.Slider(-2.0, 2.0, value=v, step=0.01, label="frequency_penalty")),
     ("no_repeat_ngram_size", lambda v: gr.Number(value=v, precision=0, minimum=0, label="no_repeat_ngram_size")),
     ("seed", lambda v: gr.Number(value=v, precision=0, label="seed (-1 = random)")),
-    ("truncation_length", lambda v: gr.Number(value=v, precision=0, minimum=0, label="truncation_length (0 = model context)")),
+    ("truncation_length",
+     lambda v: gr.Number(value=v, precision=0, minimum=0, label="truncation_length (0 = model context)")),
     ("ban_eos_token", lambda v: gr.Checkbox(value=v, label="ban_eos_token")),
     ("stop", lambda v: gr.Textbox(value="\n".join(v), lines=2, label="custom stop strings (one per line)")),
 ]
@@ -70,17 +72,16 @@ class ParamComponents:
 
 
 def to_params(values: tuple[Any, ...] | list[Any]) -> GenerationParams:
-    """The component values (in ``FIELD_NAMES`` order) as GenerationParams; raises gr.Error if invalid."""
+    """The component values (in ``FIELD_NAMES`` order) as GenerationParams; raises PresetError (a
+    UserFacingError: ``@action`` handlers show it) if invalid."""
     data: dict[str, Any] = dict(zip(FIELD_NAMES, values))
     data["stop"] = [line for line in str(data.get("stop") or "").splitlines() if line]
     data["samplers"] = samplers_from_values(values[len(FIELD_NAMES):])  # extension sampler sliders
-    for name in ("max_new_tokens", "top_k", "repetition_penalty_range", "no_repeat_ngram_size", "seed", "truncation_length"):
+    for name in ("max_new_tokens", "top_k", "repetition_penalty_range", "no_repeat_ngram_size", "seed",
+                 "truncation_length"):
         if data.get(name) is not None:
             data[name] = int(data[name])
-    try:
-        return params_from_values(data, base=GenerationParams().model_dump())
-    except PresetError as exc:
-        raise gr.Error(str(exc)) from exc
+    return params_from_values(data, base=GenerationParams().model_dump())
 
 
 def from_params(params: GenerationParams) -> list[Any]:
@@ -88,7 +89,9 @@ def from_params(params: GenerationParams) -> list[Any]:
     return ["\n".join(values["stop"]) if name == "stop" else values[name] for name in FIELD_NAMES]
 
 
+@lookup
 def support_markdown(ctx: AppContext) -> str:
+    """Which parameters the loaded model's backend ignores (shown on page load)."""
     info = ctx.engine.load_info
     if info is None:
         return "No model is loaded."
@@ -106,7 +109,8 @@ def build(ctx: AppContext) -> ParamComponents:
         load_btn = gr.Button("Load preset", elem_id="load-preset", scale=1)
         delete_btn = gr.Button("Delete preset", variant="stop", elem_id="delete-preset", scale=1)
     with gr.Row():
-        preset_name = gr.Textbox(label="Save current values as", placeholder="preset name", elem_id="preset-name", scale=3)
+        preset_name = gr.Textbox(label="Save current values as", placeholder="preset name", elem_id="preset-name",
+                                 scale=3)
         save_btn = gr.Button("Save preset", elem_id="save-preset", scale=1)
     support = gr.Markdown(elem_id="param-support")
     inputs: list[gr.components.Component] = []
@@ -123,47 +127,40 @@ def build(ctx: AppContext) -> ParamComponents:
     return ParamComponents(inputs, support, preset, load_btn, preset_name, save_btn, delete_btn)
 
 
+@action
+def load(ctx: AppContext, name: str | None) -> list[Any]:
+    """Load a preset into the fields (the extension samplers keep their values)."""
+    if not name or ctx.presets is None:
+        raise UserFacingError("Choose a preset to load.")
+    params = ctx.presets.load(name)
+    gr.Info(f"Loaded preset {name}.")
+    return from_params(params)
+
+
+@action
+def save(ctx: AppContext, name: str, *values: Any) -> Any:
+    """Save the current values as preset ``name``; the preset list, with it selected."""
+    if ctx.presets is None:
+        raise UserFacingError("Presets are not available.")
+    ctx.presets.save(name, to_params(values))
+    gr.Info(f"Saved preset {name.strip()}.")
+    return gr.update(choices=ctx.presets.names(), value=name.strip())
+
+
+@action
+def delete(ctx: AppContext, name: str | None) -> Any:
+    if not name or ctx.presets is None:
+        raise UserFacingError("Choose a preset to delete.")
+    ctx.presets.delete(name)
+    gr.Info(f"Deleted preset {name}.")
+    return gr.update(choices=ctx.presets.names(), value=None)
+
+
+CONFIRM_DELETE_JS = "(n) => { if (!confirm('Delete preset ' + n + '?')) throw new Error('cancelled'); return n; }"
+
+
 def wire(ctx: AppContext, c: ParamComponents, demo: gr.Blocks) -> None:
-    demo.load(lambda: support_markdown(ctx), None, c.support, **LOOKUP)
-
-    def load(name: str | None) -> list[Any]:
-        if not name or ctx.presets is None:
-            raise gr.Error("Choose a preset to load.")
-        try:
-            params = ctx.presets.load(name)
-        except UserFacingError as exc:
-            raise gr.Error(str(exc)) from exc
-        gr.Info(f"Loaded preset {name}.")
-        return from_params(params)
-
-    c.load_btn.click(load, c.preset, c.inputs[: len(FIELD_NAMES)], **ACTION)
-
-    def save(name: str, *values: Any) -> Any:
-        if ctx.presets is None:
-            raise gr.Error("Presets are not available.")
-        try:
-            ctx.presets.save(name, to_params(values))
-        except UserFacingError as exc:
-            raise gr.Error(str(exc)) from exc
-        gr.Info(f"Saved preset {name.strip()}.")
-        return gr.update(choices=ctx.presets.names(), value=name.strip())
-
-    c.save_btn.click(save, [c.preset_name, *c.inputs], c.preset, **ACTION)
-
-    def delete(name: str | None) -> Any:
-        if not name or ctx.presets is None:
-            raise gr.Error("Choose a preset to delete.")
-        try:
-            ctx.presets.delete(name)
-        except UserFacingError as exc:
-            raise gr.Error(str(exc)) from exc
-        gr.Info(f"Deleted preset {name}.")
-        return gr.update(choices=ctx.presets.names(), value=None)
-
-    c.delete_btn.click(
-        delete,
-        c.preset,
-        c.preset,
-        js="(n) => { if (!confirm('Delete preset ' + n + '?')) throw new Error('cancelled'); return n; }",
-        **ACTION,
-    )
+    on(demo.load, bind(support_markdown, ctx), None, c.support)
+    on(c.load_btn.click, bind(load, ctx), c.preset, c.inputs[: len(FIELD_NAMES)])
+    on(c.save_btn.click, bind(save, ctx), [c.preset_name, *c.inputs], c.preset)
+    on(c.delete_btn.click, bind(delete, ctx), c.preset, c.preset, js=CONFIRM_DELETE_JS)

@@ -1,0 +1,130 @@
+"""What the Chat tab's parts share: its components, and what opening a chat shows.
+
+The chat area (``chat_tab``), the sidebar (``chat_list``) and the message panel (``chat_messages``)
+all import this module, and none of them imports another's handlers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from webui.context import AppContext
+from webui.generation.params import GenerationParams
+from webui.storage.repository import MessageRecord
+from webui.ui import chat_view as view
+from webui.ui.parameters_tab import ParamComponents
+
+
+@dataclass
+class ChatComponents:
+    conv_id: gr.State
+    selected: gr.State  # index of the message the message panel acts on (None: the last one)
+    chat_list: gr.Radio
+    new_btn: gr.Button
+    rename_box: gr.Textbox
+    rename_btn: gr.Button
+    delete_btn: gr.Button
+    search_box: gr.Textbox
+    search_results: gr.Radio
+    export_btn: gr.Button
+    export_file: gr.File
+    import_file: gr.File
+    model_info: gr.Markdown
+    character: gr.Dropdown
+    persona: gr.Dropdown
+    mode: gr.Radio
+    template: gr.Dropdown
+    greeting: gr.Dropdown
+    creator_notes: gr.Markdown
+    notice: gr.Markdown
+    chatbot: gr.Chatbot
+    live: gr.HTML  # holds #live-reply, where the reply being written streams (see webui.ui.live_reply)
+    live_token: gr.Textbox  # hidden: the token of the turn the page is to stream
+    textbox: gr.Textbox
+    send_btn: gr.Button
+    stop_btn: gr.Button
+    regenerate_btn: gr.Button
+    continue_btn: gr.Button
+    impersonate_btn: gr.Button
+    start_with: gr.Textbox
+    message_info: gr.Markdown
+    prev_btn: gr.Button
+    next_btn: gr.Button
+    edit_box: gr.Textbox
+    save_edit_btn: gr.Button
+    delete_msg_btn: gr.Button
+    branch_btn: gr.Button
+    show_prompt_btn: gr.Button
+    prompt_view: gr.Textbox
+    # the Parameters tab, set by ``chat_tab.wire``: opening a chat restores its values there
+    params: ParamComponents | None = None
+
+
+def model_markdown(ctx: AppContext) -> str:
+    info = ctx.engine.load_info
+    if info is None:
+        return "**Model:** none loaded"
+    return f"**Model:** {info.name} · {info.loader}"
+
+
+def creator_notes_markdown(ctx: AppContext, character: str) -> str:
+    """Shown in the UI for the user; creator_notes never enter a prompt."""
+    notes = ctx.characters.get(character).creator_notes.strip()
+    return f"**Creator's notes:** {notes}" if notes else ""
+
+
+def open_outputs(c: ChatComponents) -> list[Any]:
+    """Everything that changes when a chat is opened (see ``open_values``), the Parameters tab's
+    controls included."""
+    return [c.conv_id, c.chatbot, c.rename_box, c.character, c.persona, c.mode, c.template, c.greeting,
+            c.creator_notes, c.selected, c.notice, c.message_info, c.edit_box,
+            *(c.params.chat_outputs() if c.params is not None else [])]
+
+
+def open_values(ctx: AppContext, params: ParamComponents | None, conv_id: int | None, user_id: int | None) -> list[Any]:
+    """Values for ``open_outputs(c)`` (``params``: ``c.params``): the chat's history, title, settings,
+    avatars and the generation parameters stored with it (a chat without any leaves the Parameters
+    tab unchanged). Raises NotFound for a chat that is gone or not the user's."""
+    if conv_id is None:
+        return [None, gr.Chatbot(value=[], avatar_images=(None, None)), "", gr.update(), gr.update(), gr.update(),
+                gr.update(), gr.update(), "", None, "", "", "", *_param_values(params, None)]
+    conv = ctx.repo.get_conversation(conv_id, user_id)
+    s = conv.settings
+    msgs = ctx.repo.messages(conv_id, user_id)
+    return [
+        conv.id,
+        gr.Chatbot(value=view.display(msgs), avatar_images=view.avatar_images(ctx, conv, user_id)),
+        conv.title,
+        gr.update(choices=ctx.characters.names(), value=conv.character),
+        gr.update(choices=view.persona_choices(ctx, user_id), value=s.get("persona") or view.NO_PERSONA),
+        s.get("mode") or "chat",
+        gr.update(choices=view.template_choices(ctx), value=s.get("template") or ""),
+        gr.update(choices=view.greeting_choices(ctx, conv.character), value=int(s.get("greeting", 0) or 0)),
+        creator_notes_markdown(ctx, conv.character),
+        None,
+        "",
+        *message_panel(msgs, None),
+        *_param_values(params, ctx.chat.stored_params(conv)),
+    ]
+
+
+def _param_values(params: ParamComponents | None, stored: GenerationParams | None) -> list[Any]:
+    return params.chat_values(stored) if params is not None else []
+
+
+def message_panel(msgs: list[MessageRecord], selected: int | None) -> list[str]:
+    """(info markdown, edit text) for the selected message (None: the last one)."""
+    if not msgs:
+        return ["No messages yet.", ""]
+    idx = len(msgs) - 1 if selected is None or selected >= len(msgs) else selected
+    m = msgs[idx]
+    info = f"Message {idx + 1} of {len(msgs)} · {m.role} · version {m.active_version + 1}/{m.version_count}"
+    return [info, m.content]
+
+
+def chat_list_update(ctx: AppContext, user_id: int | None, value: int | None) -> Any:
+    """The sidebar's chat list, with ``value`` selected."""
+    return gr.update(choices=view.chat_choices(ctx, user_id), value=value)
