@@ -192,7 +192,8 @@ async (token) => {
     let source;
     // Gradio's root is the app's address as the browser reaches it (behind a proxy too).
     const root = ((window.gradio_config && window.gradio_config.root) || '.').replace(/[/]$/, '');
-    try { source = new EventSource(root + '/live-reply/' + encodeURIComponent(token)); } catch (e) { resolve(); return; }
+    try { source = new EventSource(root + '/live-reply/' + encodeURIComponent(token)); }
+    catch (e) { resolve(); return; }
     const end = () => { source.close(); resolve(); };
     source.onmessage = (event) => {
       const m = JSON.parse(event.data);
@@ -213,7 +214,9 @@ HIDE_JS = """
 () => {
   const box = document.getElementById('live-reply');
   if (box && Number(box.dataset.active || 0) === 0) {
-    box.hidden = true; box.querySelector('.live-text').innerHTML = ''; box.querySelector('.live-notice').textContent = '';
+    box.hidden = true;
+    box.querySelector('.live-text').innerHTML = '';
+    box.querySelector('.live-notice').textContent = '';
   }
   return [];
 }
