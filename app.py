@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     host = settings.bind_host
     where = f"http://127.0.0.1:{settings.port} (listening on all interfaces)" if host == "0.0.0.0" else f"http://{host}:{settings.port}"
     print(f"Serving on {where}  (model: {ctx.engine.model_name})", flush=True)
+    print(app.state.authenticator.protection(), flush=True)  # who can reach what (docs/deploy.md)
     try:
         uvicorn.run(app, host=host, port=settings.port, log_level="warning")
     finally:

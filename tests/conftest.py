@@ -47,8 +47,15 @@ def make_engine(fake_backend: None) -> Iterator:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> ChatRepository:
-    return ChatRepository(open_database(sqlite_url(tmp_path)))
+def database_url(tmp_path: Path) -> str:
+    """The database the storage fixtures open: SQLite in the test's temp dir. Modules that run the
+    same tests on PostgreSQL override it (tests/integration/test_postgres.py)."""
+    return sqlite_url(tmp_path)
+
+
+@pytest.fixture
+def repo(database_url: str) -> ChatRepository:
+    return ChatRepository(open_database(database_url))
 
 
 @pytest.fixture

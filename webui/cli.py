@@ -1,4 +1,5 @@
-"""The terminal commands, like ``ollama run``: ``run``, ``chat`` and ``list`` (argv is parsed in app.py).
+"""The terminal commands, like ``ollama run``: ``run``, ``chat`` and ``list`` (argv is parsed in app.py),
+and ``export`` / ``import`` (one archive of everything, ``webui.archive``), which load no model.
 
 They run in-process (no server needed) on the same AppContext, ChatService and database as the
 web UI, so ``chat`` conversations appear in the UI's chat list and replies are built the same way.
@@ -127,10 +128,53 @@ def chat_loop(
         out.flush()
 
 
+def export_everything(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """``export FILE``: every account's chats by default, one account's with ``--user NAME``."""
+    from webui.archive.data import DataDir
+    from webui.archive.export import ExportScope, export_archive
+
+    scope = ExportScope(owners=(args.user,) if args.user else None)
+    source = DataDir.open(settings)
+    try:
+        summary = export_archive(source, Path(args.file), scope, include_models=args.include_models)
+    finally:
+        source.close()
+    c = summary.counts
+    print(f"Wrote {summary.path}: {c['chats']} chats ({c['messages']} messages, {c['message_versions']} versions), "
+          f"{c['personas']} personas, {c['character_files']} character files, {c['presets']} presets, "
+          f"{c['instruction_templates']} instruction templates, {c['loras']} LoRA metadata files, "
+          f"{c['settings_files']} settings files.", file=out)
+    copied = f"{c['model_files_copied']} model files copied" if args.include_models else "not copied (--include-models)"
+    print(f"Models: {c['models_listed']} listed in the manifest, {copied}.", file=out)
+    for note in summary.left_out:
+        print(f"Left out: {note}", file=out)
+    return 0
+
+
+def import_everything(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """``import FILE``: into the accounts the archive names, or all into ``--user NAME``."""
+    from webui.archive.data import DataDir
+    from webui.archive.restore import ImportOptions, import_archive
+
+    options = ImportOptions(keep_owners=not args.user, owner=args.user or None)
+    target = DataDir.open(settings)
+    try:
+        report = import_archive(Path(args.file), target, options)
+    finally:
+        target.close()
+    for line in report.lines():
+        print(line, file=out)
+    return 0
+
+
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``list``, ``run`` or ``chat``; raises UserFacingError for app.py to print."""
+    """``list``, ``run``, ``chat``, ``export`` or ``import``; raises UserFacingError for app.py to print."""
     if args.command == "list":
         return list_models(settings, sys.stdout)
+    if args.command == "export":
+        return export_everything(settings, args, sys.stdout)
+    if args.command == "import":
+        return import_everything(settings, args, sys.stdout)
     prompt = ""
     if args.command == "run":
         prompt = " ".join(args.prompt).strip() or ("" if sys.stdin.isatty() else sys.stdin.read().strip())

@@ -1,8 +1,9 @@
 """The command line, ``python app.py [COMMAND] [flags]``, built from the settings' declarations.
 
 Every settings flag comes from a ``Settings`` field (``webui.config``); only the per-command
-arguments (``run``'s prompt, ``--character``, ``--max-tokens``, ``--user``) and ``--log-level``,
-which are not settings, are written here. Only app.py calls ``parse_args``, with ``sys.argv[1:]``.
+arguments (``run``'s prompt, ``--character``, ``--max-tokens``, ``--user``, the FILE of ``export``
+and ``import`` and their options) and ``--log-level``, which are not settings, are written here.
+Only app.py calls ``parse_args``, with ``sys.argv[1:]``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pydantic.fields import FieldInfo
 from webui.config import declared_settings
 from webui.setting_meta import Setting
 
-COMMANDS = ("serve", "run", "chat", "list")
+COMMANDS = ("serve", "run", "chat", "list", "export", "import")
 COMMANDS_HELP = """commands (the first argument; default serve):
   serve              serve the web UI and the OpenAI/Ollama-compatible API (the default)
   run [PROMPT...]    print a reply to PROMPT (or stdin), streamed, then exit
   chat               an interactive chat in the terminal, saved to the same history
   list               list the models the Model tab lists
+  export FILE        write one .zip of the chats, characters, personas, presets, templates and settings
+  import FILE        add an archive made by export to this data dir (nothing already there is overwritten)
 Run `python app.py COMMAND --help` for a command's options."""
 
 
@@ -67,6 +70,18 @@ def _add_command_args(parser: argparse.ArgumentParser, command: str) -> None:
         parser.add_argument("--max-tokens", type=int, help="reply length limit in tokens")
     if command == "chat":
         parser.add_argument("--user", help="save the chat in this account's history (see --auth)")
+    if command == "export":
+        parser.add_argument("file", help="the .zip to write (a new file)")
+        who = parser.add_mutually_exclusive_group()
+        who.add_argument("--user", help="only this account's chats and personas (default: --all-users)")
+        who.add_argument("--all-users", action="store_true",
+                         help="every account's chats and personas and the history made without accounts (the default)")
+        parser.add_argument("--include-models", action="store_true",
+                            help="also copy the files of the models dir (default: only list the models)")
+    if command == "import":
+        parser.add_argument("file", help="a .zip written by `python app.py export`")
+        parser.add_argument("--user", help="put every imported chat and persona in this account "
+                                           "(default: the accounts they were exported from)")
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from these declarations. Nothing here reads ``sys.argv``: app.py parses it and p
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic.fields import FieldInfo
 
+from webui.bounded_parse import load_yaml
 from webui.engine.options import model_settings
 from webui.engine.registry import loader_names
 from webui.errors import UserFacingError
@@ -70,6 +72,13 @@ class SettingsCore(BaseModel):
         flag="--api-key", action="append", metavar="[USER:]KEY", group=ACCOUNTS_GROUP)] = []
     max_queue: Annotated[int, Field(ge=1), Setting(
         "queued generations past which the API answers 429 (default 64)", group=ACCOUNTS_GROUP)] = 64
+    max_request_mb: Annotated[int, Field(ge=1), Setting(
+        "largest request body, in MB, before the server answers 413 (default 20; file uploads excepted)",
+        group=ACCOUNTS_GROUP)] = 20
+    session_secret: Annotated[str | None, Setting(
+        "the key that signs each browser's private-history cookie when the server is reachable without accounts "
+        "(default: generated once into <data-dir>/browser-identity.key)", flag=None, in_file=False,
+        group=ACCOUNTS_GROUP, doc_default="generated into the data dir")] = None
     api_save_chats: Annotated[bool, Setting(
         'store API chats in the history unless a request says "save": false', flag="--save-api-chats",
         action="store_true", group=ACCOUNTS_GROUP)] = False
@@ -93,6 +102,22 @@ class SettingsCore(BaseModel):
         return "0.0.0.0" if self.listen or os.environ.get("SPACE_ID") else self.host
 
     @property
+    def reachable(self) -> bool:
+        """Whether other machines can connect: the server binds anything but a loopback address."""
+        return not is_loopback(self.bind_host)
+
+    @property
+    def has_accounts(self) -> bool:
+        """Accounts are configured (``--auth``/``--auth-file``): the UI asks for a login."""
+        return bool(self.auth) or self.auth_file is not None
+
+    @property
+    def per_browser_history(self) -> bool:
+        """Reachable without accounts: each browser gets its own private history (a signed cookie)
+        instead of the one shared single-user history (docs/deploy.md)."""
+        return self.reachable and not self.has_accounts
+
+    @property
     def models_path(self) -> Path:
         """Where the catalog looks for models and downloads go."""
         return (self.models_dir or self.data_dir / "models").expanduser()
@@ -104,6 +129,17 @@ class SettingsCore(BaseModel):
     @property
     def extension_dirs(self) -> list[Path]:
         return [REPO_ROOT / "extensions", self.data_dir / "extensions"]
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1): only this machine can connect."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name: assume others can reach it
 
 
 def _is_list(annotation: Any) -> bool:
@@ -151,8 +187,8 @@ def _file_values(data_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UserFacingError(f"Cannot read {path}: {exc}. Fix or delete the file.") from exc
     if not isinstance(data, dict):
         raise UserFacingError(f"{path} must be a YAML mapping of setting names to values.")

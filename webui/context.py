@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from webui.browser_identity import BrowserIdentities, browser_identities
 from webui.chat.characters import CharacterLibrary
 from webui.chat.instruct import InstructionTemplates
 from webui.chat.service import ChatService
 from webui.config import REPO_ROOT, Settings
 from webui.engine.engine import Engine
-from webui.engine.model_settings import ModelSettingsStore, load_and_remember, startup_spec
+from webui.engine.model_settings import load_at_startup
+from webui.errors import UserFacingError
+from webui.file_checks import check_files
 from webui.generation.presets import PresetLibrary
 from webui.plugins import ExtensionManager, JsonFileStore
+from webui.problems import Problems
 from webui.storage.db import ensure_data_dir, open_database, sqlite_url
 from webui.storage.personas import PersonaRepository
 from webui.storage.repository import ChatRepository
@@ -31,31 +35,49 @@ class AppContext:
     personas: PersonaRepository | None = None
     presets: PresetLibrary | None = None
     templates: InstructionTemplates | None = None
+    browsers: BrowserIdentities | None = None  # reachable without accounts: each browser's own history
+    problems: Problems = field(default_factory=Problems)  # files skipped because they could not be loaded
 
 
 def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
     """Open storage, read characters and (optionally) load the model. Raises UserFacingError."""
     ensure_data_dir(settings.data_dir)
+    browsers = browser_identities(settings)
     db = open_database(settings.database_url or sqlite_url(settings.data_dir))
     repo = ChatRepository(db)
-    characters = CharacterLibrary([*settings.characters_dirs, settings.user_characters_dir])
-    extensions = ExtensionManager(settings.extension_dirs, store=JsonFileStore(settings.data_dir / "extensions.json"))
+    problems = Problems()  # a user's file that cannot be loaded is skipped and listed, never fatal
+    characters = CharacterLibrary([*settings.characters_dirs, settings.user_characters_dir], problems)
+    extensions = ExtensionManager(settings.extension_dirs, store=JsonFileStore(settings.data_dir / "extensions.json"),
+                                  problems=problems)
     if settings.extensions is not None:
-        refused = extensions.set_enabled(settings.extensions)
+        enable_requested(extensions, settings.extensions)
     else:
-        refused = extensions.restore_enabled()
-    for name, why in refused.items():
-        log.warning("extension %s not enabled: %s", name, why)
+        extensions.restore_enabled()
     engine = Engine()
     if load_model:
         try:
-            load_and_remember(engine, startup_spec(settings), ModelSettingsStore.in_data_dir(settings.data_dir))
+            load_at_startup(engine, settings, problems)
         except BaseException:
             engine.shutdown()
             raise
     personas = PersonaRepository(db)
     presets = PresetLibrary([REPO_ROOT / "presets", settings.data_dir / "presets"])
     templates = InstructionTemplates(settings.data_dir / "instruction-templates")
+    check_files(problems, data_dir=settings.data_dir, models_dir=settings.models_path, presets=presets,
+                templates=templates)
     chat = ChatService(engine, repo, characters, user_name=settings.user_name, personas=personas, templates=templates,
                        extensions=extensions)
-    return AppContext(settings, engine, repo, characters, chat, extensions, personas, presets, templates)
+    return AppContext(settings, engine, repo, characters, chat, extensions, personas, presets, templates, browsers,
+                      problems=problems)
+
+
+def enable_requested(extensions: ExtensionManager, names: list[str]) -> None:
+    """``--extensions NAME...``: enable those, in order, and save the choice. One that cannot be
+    enabled is said on one error line and listed in Problems, and the app starts without it."""
+    refused = extensions.set_enabled(names, persist=False, origin="--extensions")
+    for name, why in refused.items():
+        log.error("extension %s (asked for with --extensions) is not enabled: %s", name, why)
+    try:
+        extensions.set_enabled(extensions.enabled())  # saved as the enabled set for the next start
+    except (OSError, UserFacingError) as exc:  # extensions.json cannot be read (listed in Problems) or written
+        log.warning("the enabled extensions were not saved: %s", exc)

@@ -13,5 +13,10 @@ class StorageError(UserFacingError):
     """The data dir or database cannot be used."""
 
 
+class DiskFullError(StorageError):
+    """The disk holding the data dir (or the database server's disk) is full: nothing more can be
+    saved until space is freed. What is stored stays readable; writes work again once there is room."""
+
+
 class CharacterError(UserFacingError):
     """A character file is missing, malformed or unsupported."""

@@ -8,6 +8,8 @@ from fastapi import FastAPI
 from webui.api import internal, ollama, openai_routes
 from webui.api.auth import Authenticator, load_accounts, load_api_keys
 from webui.api.errors import install_catch_all, install_error_handlers
+from webui.api.limits import install_request_limits
+from webui.browser_identity import BrowserIdentityMiddleware
 from webui.context import AppContext
 from webui.ui import live_reply
 from webui.ui.app import BASE_CSS, TITLE, build_ui, offline_theme
@@ -20,7 +22,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     # Accounts and API keys (raises UserFacingError on a bad --auth-file); the API routers come
     # before the Gradio mount so /v1 and /api take precedence over the UI's catch-all route.
     accounts = load_accounts(ctx.settings)
-    app.state.authenticator = Authenticator(accounts, load_api_keys(ctx.settings), ctx.repo.ensure_user)
+    app.state.authenticator = Authenticator(accounts, load_api_keys(ctx.settings), ctx.repo.ensure_user,
+                                            reachable=ctx.settings.reachable)
     install_error_handlers(app)
     app.include_router(openai_routes.router)
     app.include_router(ollama.router)
@@ -32,8 +35,14 @@ def create_app(ctx: AppContext) -> FastAPI:
         return {"status": "ok", "model": ctx.engine.model_name}
 
     install_catch_all(app, [openai_routes.router, ollama.router, internal.router])  # after every /v1 and /api router
+    browsers = ctx.browsers  # reachable without accounts: each browser its own history (webui.browser_identity)
+    if browsers is not None:
+        app.add_middleware(BrowserIdentityMiddleware, identities=browsers)
+    install_request_limits(app, ctx.settings.max_request_mb)  # outermost: after every other middleware
     replies = live_reply.LiveReplies()  # the chat's streamed replies: a route here, the turns in the UI
-    app.include_router(live_reply.router(replies))
+    identify = (lambda request: browsers.user_name(request.cookies)) if browsers is not None else None
+    app.include_router(live_reply.router(replies, identify))
+    ctx.extensions.check_all()  # every extension found is imported now: each one that cannot load is listed
     blocks = build_ui(ctx, replies)
     login = app.state.authenticator.check_login if accounts else None
     assets = extension_assets(ctx)  # custom_css / custom_js of the extensions enabled at start-up

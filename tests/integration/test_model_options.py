@@ -11,7 +11,7 @@ import pytest
 from webui.config import load_settings
 from webui.engine import options as opts
 from webui.engine.catalog import resolve_model, scan_catalog, scan_hf_cache, scan_models_dir
-from webui.engine.model_settings import ModelSettingsStore, spec_with_saved, startup_spec
+from webui.engine.model_settings import ModelSettingsError, ModelSettingsStore, spec_with_saved, startup_spec
 from webui.engine.protocol import ModelSpec
 from webui.engine.quantization import check_prequantized, detect_prequantized
 from webui.errors import ModelLoadError
@@ -108,8 +108,14 @@ def test_store_round_trip_without_secrets_and_survives_corruption(tmp_path: Path
     saved = store.get("http://h/v1")
     assert saved.loader == "remote" and saved.options == {"remote_model": "m"}
     assert "sk-secret" not in store.path.read_text()
+    assert store.problem() is None
     store.path.write_text("{not json")
     assert store.get("/m/a") is None  # unreadable file: nothing saved, no crash
+    assert "Cannot read the model settings file" in (store.problem() or "")
+    with pytest.raises(ModelSettingsError, match="Fix or delete the file"):
+        store.put("/m/a", "transformers", {})  # the broken file is the user's to fix: never overwritten
+    assert store.path.read_text() == "{not json"
+    store.path.unlink()
     store.put("/m/a", "transformers", {})
     assert store.get("/m/a").loader == "transformers"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model-settings-")]

@@ -14,10 +14,12 @@ import httpx
 class GradioSession:
     """Calls UI events over Gradio's queue protocol, as the browser does, keeping every SSE message."""
 
-    def __init__(self, url: str, session_hash: str) -> None:
+    def __init__(self, url: str, session_hash: str, cookies: dict[str, str] | None = None) -> None:
+        """``cookies``: sent with every request, as a browser sends its own (e.g. its identity cookie)."""
         self.url = url.rstrip("/")
         self.session_hash = session_hash
-        config = httpx.get(f"{self.url}/config").json()
+        self.cookies = dict(cookies or {})
+        config = httpx.get(f"{self.url}/config", cookies=self.cookies).json()
         self.deps = config["dependencies"]
         self.components = {c["id"]: c for c in config["components"]}
         self.fn_index = {d.get("api_name"): i for i, d in enumerate(self.deps)}
@@ -47,13 +49,14 @@ class GradioSession:
         body = {"data": data, "fn_index": index, "session_hash": self.session_hash, "event_data": None,
                 "trigger_id": None}
         if self.deps[index].get("queue") is False:  # runs at once, outside the queue
-            response = httpx.post(f"{self.url}/gradio_api/run/predict", json=body, timeout=60)
+            response = httpx.post(f"{self.url}/gradio_api/run/predict", json=body, timeout=60, cookies=self.cookies)
             response.raise_for_status()
             yield time.perf_counter(), {"msg": "process_completed", "output": response.json()}
             return
-        httpx.post(f"{self.url}/gradio_api/queue/join", json=body).raise_for_status()
+        httpx.post(f"{self.url}/gradio_api/queue/join", json=body, cookies=self.cookies).raise_for_status()
         with httpx.stream(
-            "GET", f"{self.url}/gradio_api/queue/data?session_hash={self.session_hash}", timeout=120
+            "GET", f"{self.url}/gradio_api/queue/data?session_hash={self.session_hash}", timeout=120,
+            cookies=self.cookies,
         ) as stream:
             for line in stream.iter_lines():
                 if line.startswith("data:"):
@@ -83,7 +86,7 @@ class GradioSession:
         yield from self.read_live_reply(str(token))
 
     def read_live_reply(self, token: str) -> Iterator[tuple[float, dict]]:
-        with httpx.stream("GET", f"{self.url}/live-reply/{token}", timeout=180) as response:
+        with httpx.stream("GET", f"{self.url}/live-reply/{token}", timeout=180, cookies=self.cookies) as response:
             response.raise_for_status()
             for line in response.iter_lines():
                 if line.startswith("data:"):

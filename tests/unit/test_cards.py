@@ -417,9 +417,9 @@ def test_discover_characters(seraphina_path: Path, tmp_path: Path) -> None:
     assert found["Bob"].description == "data bob"  # the later directory wins
     assert found["Seraphina"].creator == "OtisAlejandro"
     assert len(errors) == 3
-    assert any("broken.json" in e and "not valid JSON" in e for e in errors)
-    assert any("Bob2.json" in e and "both define" in e for e in errors)
-    assert any("plain.png" in e and "without a character card" in e for e in errors)
+    assert any(e.path == repo / "broken.json" and "not valid JSON" in e.reason for e in errors)
+    assert any(e.path == repo / "Bob2.json" and "both define" in e.reason for e in errors)
+    assert any(e.path == data / "plain.png" and "without a character card" in e.reason for e in errors)
 
 
 def test_discover_in_repo_characters_dir() -> None:

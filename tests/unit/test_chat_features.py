@@ -17,7 +17,7 @@ from webui.chat.transfer import ImportProblem, parse_chat_file
 from webui.config import REPO_ROOT
 from webui.generation.params import GenerationParams
 from webui.generation.presets import PresetError, PresetLibrary, diff_from_neutral, resolve_params
-from webui.storage.db import open_database, sqlite_url
+from webui.storage.db import open_database
 from webui.storage.personas import PersonaRepository
 from webui.storage.repository import ChatRepository
 
@@ -32,8 +32,8 @@ TOOLS = PromptTools(render, lambda t: len(t.split()), budget=None)
 
 
 @pytest.fixture
-def svc(make_engine, tmp_path: Path):
-    db = open_database(sqlite_url(tmp_path))
+def svc(make_engine, tmp_path: Path, database_url: str):
+    db = open_database(database_url)
     repo = ChatRepository(db)
     chars_dir = tmp_path / "characters"
     chars = CharacterLibrary([REPO_ROOT / "characters", chars_dir])
@@ -142,7 +142,7 @@ def test_import_oobabooga_history_and_bad_files() -> None:
             parse_chat_file(bad)
 
 
-def test_persona_sets_user_name_description_and_avatar_survives(svc, tmp_path: Path) -> None:
+def test_persona_sets_user_name_description_and_avatar_survives(svc, database_url: str) -> None:
     chat = svc(["ok"])
     chat.personas.save("Alice", "A botanist from {{char}}'s village.", b"\x89PNG-avatar")
     conv = chat.new_conversation(persona="Alice")
@@ -151,7 +151,7 @@ def test_persona_sets_user_name_description_and_avatar_survives(svc, tmp_path: P
     assert "answers Alice's questions" in prompt and "Alice's persona: A botanist from Assistant's village." in prompt
     chat.configure(conv.id, persona=None)
     assert "Alice" not in chat.show_prompt(conv.id, P).prompt
-    reopened = PersonaRepository(open_database(sqlite_url(tmp_path)))
+    reopened = PersonaRepository(open_database(database_url))
     assert reopened.get("Alice").avatar == b"\x89PNG-avatar"
 
 

@@ -1,10 +1,9 @@
-import sqlite3
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from webui.errors import StorageError
 from webui.storage.db import ensure_data_dir, open_database, sqlite_url
@@ -13,8 +12,8 @@ from webui.storage.models import Base
 from webui.storage.repository import ChatRepository, NotFound
 
 
-def test_migrations_build_exactly_the_orm_schema(tmp_path: Path) -> None:
-    engine = open_database(sqlite_url(tmp_path))
+def test_migrations_build_exactly_the_orm_schema(database_url: str) -> None:
+    engine = open_database(database_url)
     with engine.connect() as conn:
         assert current_version(conn) == len(MIGRATIONS)
         ctx = MigrationContext.configure(
@@ -31,11 +30,11 @@ def test_wal_mode_and_foreign_keys(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
-def test_reopening_keeps_data_and_does_not_remigrate(tmp_path: Path) -> None:
-    repo = ChatRepository(open_database(sqlite_url(tmp_path)))
+def test_reopening_keeps_data_and_does_not_remigrate(database_url: str) -> None:
+    repo = ChatRepository(open_database(database_url))
     conv = repo.create_conversation("Keep me")
     repo.add_message(conv.id, "user", "hello")
-    repo2 = ChatRepository(open_database(sqlite_url(tmp_path)))
+    repo2 = ChatRepository(open_database(database_url))
     assert [c.title for c in repo2.list_conversations()] == ["Keep me"]
     assert [m.content for m in repo2.messages(conv.id)] == ["hello"]
 
@@ -53,13 +52,13 @@ def test_conversation_crud_and_order(repo: ChatRepository) -> None:
         repo.messages(a.id)
 
 
-def test_delete_cascades_to_messages(repo: ChatRepository, tmp_path: Path) -> None:
+def test_delete_cascades_to_messages(repo: ChatRepository, database_url: str) -> None:
     conv = repo.create_conversation()
     repo.add_message(conv.id, "user", "x")
     repo.delete_conversation(conv.id)
-    db = sqlite3.connect(tmp_path / "webui.db")
-    assert db.execute("select count(*) from messages").fetchone()[0] == 0
-    assert db.execute("select count(*) from message_versions").fetchone()[0] == 0
+    with create_engine(database_url).connect() as db:
+        assert db.execute(text("select count(*) from messages")).scalar() == 0
+        assert db.execute(text("select count(*) from message_versions")).scalar() == 0
 
 
 def test_turn_and_streaming_updates(repo: ChatRepository) -> None:

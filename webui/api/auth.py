@@ -1,7 +1,9 @@
 """Accounts (``--auth``/``--auth-file``) and API keys (``--api-key``), and who an API request is.
 
-Rules (README, "Accounts" and "API"):
-- no accounts and no keys: the API is open and acts for the anonymous (single-user) history;
+Rules (docs/deploy.md, docs/api.md):
+- no accounts and no keys: the API is open. On a local server it acts for the single-user history;
+  on one reachable from other machines it acts for nobody: it generates, but cannot save chats nor
+  read or continue any (each browser's history is private, and anyone could call it);
 - keys set: ``Authorization: Bearer KEY`` is required; a key given as ``user:KEY`` acts as that
   account, a bare key as the anonymous history;
 - accounts set: HTTP Basic with an account's user/password is accepted too, and when no key is
@@ -26,10 +28,13 @@ from webui.errors import UserFacingError
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts for: an account name (None: the anonymous history) and its users row id."""
+    """Who a request acts for: an account name (None: the anonymous history) and its users row id.
+    ``keeps_chats`` False: anyone at all (the open API of a reachable server), who may generate but
+    has no saved chats or personas to use."""
 
     user: str | None
     user_id: int | None
+    keeps_chats: bool = True
 
 
 def _split_entry(entry: str, what: str) -> tuple[str, str]:
@@ -75,15 +80,37 @@ class Authenticator:
     """Checks API credentials; built once from the settings and kept on ``app.state``."""
 
     def __init__(
-        self, accounts: dict[str, str], api_keys: dict[str, str | None], ensure_user: Callable[[str], int]
+        self, accounts: dict[str, str], api_keys: dict[str, str | None], ensure_user: Callable[[str], int],
+        *, reachable: bool = False,
     ) -> None:
         self.accounts = accounts
         self.api_keys = api_keys
         self._ensure_user = ensure_user
+        self.reachable = reachable  # other machines can connect (a Space, --listen)
 
     @property
     def open(self) -> bool:
         return not self.accounts and not self.api_keys
+
+    def protection(self) -> str:
+        """The start-up line that says who can reach what."""
+        if self.accounts:
+            count = len(self.accounts)
+            ui = f"Accounts: {count} (login required)"
+        elif self.reachable:
+            ui = ("Reachable from other machines: each browser gets its own private chat history "
+                  "(no accounts configured; add --auth for logins)")
+        else:
+            ui = "Local only: single-user"
+        if self.api_keys:
+            api = "API: key required"
+        elif self.accounts:
+            api = "API: account login (HTTP Basic) required"
+        elif self.reachable:
+            api = "API without a key: generates, but cannot save, read or continue chats (add --api-key)"
+        else:
+            api = "API: open"
+        return f"{ui}. {api}."
 
     def principal(self, name: str | None) -> Principal:
         return Principal(name, self._ensure_user(name) if name is not None else None)
@@ -96,7 +123,7 @@ class Authenticator:
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal for an ``Authorization`` header value; raises APIError(401)."""
         if self.open:
-            return Principal(None, None)
+            return Principal(None, None, keeps_chats=not self.reachable)
         scheme, _, value = (authorization or "").partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer" and value:

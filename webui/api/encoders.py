@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from webui.api.errors import error_body
+from webui.api.errors import error_body, user_error
 from webui.api.protocol import Usage, openai_finish_reason
 from webui.chat.service import ReplyProgress
+from webui.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def _usage(p: ReplyProgress) -> dict[str, int]:
 
 
 def _failure(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, StorageError):  # e.g. the disk is full: the reply was sent but not saved
+        return user_error(exc).body()
     return error_body(f"Generation failed: {exc}", "server_error", code="generation_error")
 
 

@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from webui.errors import DiskFullError, StorageError, UserFacingError
+
 log = logging.getLogger(__name__)
 
 ERROR_TYPES = {
@@ -32,6 +34,7 @@ ERROR_TYPES = {
     429: "rate_limit_error",
     500: "server_error",
     503: "server_error",
+    507: "server_error",
 }
 
 
@@ -66,6 +69,16 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
 
 def error_response(exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def user_error(exc: UserFacingError) -> APIError:
+    """The API error for a message meant for the user: a full disk is 507 Insufficient Storage
+    (the request was fine; retry once space is freed), another storage failure 503, the rest 400."""
+    if isinstance(exc, DiskFullError):
+        return APIError(507, str(exc), code="insufficient_storage")
+    if isinstance(exc, StorageError):
+        return APIError(503, str(exc), code="storage_error")
+    return APIError(400, str(exc))
 
 
 def _validation_param(errors: list[dict[str, Any]]) -> str | None:
@@ -130,6 +143,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(user_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

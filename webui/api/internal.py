@@ -1,4 +1,5 @@
 """``POST /v1/internal/chat-prompt``: the exact prompt text the model would see for a chat body.
+``GET /v1/internal/problems``: the files the app skipped because they could not be loaded.
 
 The body is an OpenAI chat-completions body plus ``character``, ``mode``, ``persona`` (and
 ``instruction_template``), see ``protocol.ChatPromptBody``; the prompt comes from
@@ -14,7 +15,8 @@ from webui.api import serving
 from webui.api.auth import Principal, require_principal
 from webui.api.common import ctx_of
 from webui.api.errors import APIError
-from webui.api.protocol import ChatPromptResponse
+from webui.api.protocol import ChatPromptResponse, FileProblem
+from webui.file_checks import refresh_all
 
 router = APIRouter()
 
@@ -23,6 +25,16 @@ router = APIRouter()
 async def chat_prompt(request: Request, principal: Principal = Depends(require_principal)) -> ChatPromptResponse:
     try:
         raw = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep (the limits middleware stops most)
         raise APIError(400, "The body must be JSON.", code="invalid_json") from None
     return ChatPromptResponse(prompt=serving.chat_prompt(ctx_of(request), raw, principal))
+
+
+@router.get("/v1/internal/problems", response_model=list[FileProblem])
+def problems(request: Request, refresh: bool = False,
+             principal: Principal = Depends(require_principal)) -> list[FileProblem]:
+    """Each skipped file with its kind and the reason, as the page's Problems list; ``?refresh=true``
+    re-reads every source first."""
+    ctx = ctx_of(request)
+    found = refresh_all(ctx) if refresh else ctx.problems.all()
+    return [FileProblem(**p.as_dict()) for p in found]

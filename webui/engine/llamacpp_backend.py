@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +30,46 @@ def default_threads() -> int:
 
 
 def check_gguf_file(path: Path) -> None:
-    """Fail early, with a clear message, on a missing or non-GGUF file."""
+    """Fail early, with a clear message, on a missing, unreadable or non-GGUF file.
+
+    Reads only the fixed header (magic, version, tensor and metadata counts): a file that passes
+    may still be refused by llama.cpp, but one that fails never reaches native code.
+    """
     if not path.is_file():
         raise ModelLoadError(f"Model file not found: {path}. Pass --model with an existing .gguf file or model folder.")
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    if magic != GGUF_MAGIC:
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            header = fh.read(GGUF_HEADER_BYTES)
+    except OSError as exc:
+        raise ModelLoadError(f"Cannot read the model file {path}: {exc.strerror or exc}.") from exc
+    problem = gguf_header_problem(header, size)
+    if problem:
         raise ModelLoadError(
-            f"{path} is not a GGUF model file (it does not start with the GGUF header); "
+            f"{path} is not a GGUF model file this app can load ({problem}); "
             "it may be corrupt or incomplete. Download it again or choose another model."
         )
+
+
+GGUF_HEADER_BYTES = 24  # magic, uint32 version, uint64 tensor count, uint64 metadata count
+GGUF_VERSIONS = (2, 3)  # what llama.cpp reads (version 1 was dropped in 2023)
+
+
+def gguf_header_problem(header: bytes, file_size: int) -> str | None:
+    """What is wrong with a GGUF file's first bytes, or None. ``file_size`` bounds the counts: each
+    tensor and metadata entry takes more than a byte, so larger counts mean a corrupt header."""
+    if header[:4] != GGUF_MAGIC:
+        return "it does not start with the GGUF header"
+    if len(header) < GGUF_HEADER_BYTES:
+        return "it ends inside its header"
+    version, tensors, entries = struct.unpack("<IQQ", header[4:GGUF_HEADER_BYTES])
+    if version not in GGUF_VERSIONS:
+        if struct.unpack(">I", header[4:8])[0] in GGUF_VERSIONS:
+            return "it is a big-endian GGUF, which this machine cannot load"
+        return f"unsupported GGUF version {version}; expected {' or '.join(map(str, GGUF_VERSIONS))}"
+    if tensors > file_size or entries > file_size:
+        return f"its header claims {tensors} tensors and {entries} metadata entries, more than the file can hold"
+    return None
 
 
 KV_BYTES_PER_VALUE = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}

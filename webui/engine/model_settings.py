@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -10,13 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from webui.atomic_file import write_json_atomic
+from webui.bounded_parse import load_json
 from webui.engine.catalog import resolve_model
 from webui.engine.options import BY_NAME, flag_values, normalize, saved_view
 from webui.engine.protocol import ModelSpec
-from webui.engine.registry import pick_loader
+from webui.engine.registry import loader_names, pick_loader
+from webui.errors import ModelLoadError, UserFacingError
+from webui.problems import Problem, Problems
 
 log = logging.getLogger(__name__)
 FILE_NAME = "model-settings.json"
+
+
+class ModelSettingsError(UserFacingError):
+    """model-settings.json exists but does not hold a JSON object; it is never overwritten then."""
 
 
 @dataclass
@@ -37,18 +43,34 @@ class ModelSettingsStore:
         return cls(data_dir / FILE_NAME)
 
     def _read(self) -> dict[str, Any]:
+        """The saved settings; a broken file is an error (not {}), so a save never overwrites it."""
         if not self.path.is_file():
             return {}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable %s: %s", self.path, exc)
-            return {}
-        return data if isinstance(data, dict) else {}
+            data = load_json(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, not UTF-8, nested too deep
+            raise ModelSettingsError(f"Cannot read the model settings file {self.path} ({exc}). "
+                                     "Fix or delete the file.") from exc
+        if not isinstance(data, dict):
+            raise ModelSettingsError(f"The model settings file {self.path} does not hold a JSON object. "
+                                     "Fix or delete the file.")
+        return data
+
+    def problem(self) -> str | None:
+        """Why the file cannot be used, or None (also when there is none yet)."""
+        try:
+            self._read()
+        except ModelSettingsError as exc:
+            return str(exc)
+        return None
 
     def get(self, key: str) -> SavedModel | None:
-        entry = self._read().get(key)
-        if not isinstance(entry, dict) or not isinstance(entry.get("loader"), str):
+        """The saved loader and options of ``key``; None when none (or the file cannot be read)."""
+        try:
+            entry = self._read().get(key)
+        except ModelSettingsError:
+            return None  # reported by problem(); the model opens with its defaults
+        if not isinstance(entry, dict) or entry.get("loader") not in loader_names():
             return None
         options = entry.get("options")
         return SavedModel(entry["loader"], dict(options) if isinstance(options, dict) else {})
@@ -61,9 +83,11 @@ class ModelSettingsStore:
             write_json_atomic(self.path, data, sort_keys=True)
 
 
-def spec_with_saved(spec: ModelSpec, store: ModelSettingsStore, overrides: dict[str, Any] | None = None) -> ModelSpec:
-    """``spec`` with the model's saved loader/options filled in; ``overrides`` (flags) win over both."""
-    saved = store.get(spec.path)
+def spec_with_saved(spec: ModelSpec, store: ModelSettingsStore | None,
+                    overrides: dict[str, Any] | None = None) -> ModelSpec:
+    """``spec`` with the model's saved loader/options filled in (none without a ``store``);
+    ``overrides`` (flags) win over both."""
+    saved = store.get(spec.path) if store is not None else None
     options: dict[str, Any] = {}
     loader = spec.loader
     if saved is not None:
@@ -75,10 +99,28 @@ def spec_with_saved(spec: ModelSpec, store: ModelSettingsStore, overrides: dict[
     return ModelSpec(path=spec.path, loader=loader, options=options, display_name=spec.display_name)
 
 
-def startup_spec(settings: Any) -> ModelSpec:
+def startup_spec(settings: Any, *, saved: bool = True) -> ModelSpec:
     """What to load at start: ``--model`` (or the embedded default) with saved options, then flags."""
     spec = resolve_model(settings.model, settings.loader, models_dir=settings.models_path)
-    return spec_with_saved(spec, ModelSettingsStore.in_data_dir(settings.data_dir), flag_values(settings.model_dump()))
+    store = ModelSettingsStore.in_data_dir(settings.data_dir) if saved else None
+    return spec_with_saved(spec, store, flag_values(settings.model_dump()))
+
+
+def load_at_startup(engine: Any, settings: Any, problems: Problems) -> Any:
+    """Load the start-up model. When it fails with the options saved in model-settings.json (a
+    hand-edited value, say), that is reported and it loads with its defaults and the flags; a model
+    that fails without them too (a bad ``--model``) raises ModelLoadError."""
+    store = ModelSettingsStore.in_data_dir(settings.data_dir)
+    spec = startup_spec(settings)
+    try:
+        return load_and_remember(engine, spec, store)
+    except ModelLoadError as exc:
+        plain = startup_spec(settings, saved=False)
+        if plain == spec:
+            raise
+        problems.report("saved model options", [Problem.of(
+            "model settings", store.path, f"the options saved for {spec.path} were not used: {exc}")])
+        return load_and_remember(engine, plain, store)
 
 
 def load_and_remember(engine: Any, spec: ModelSpec, store: ModelSettingsStore) -> Any:
@@ -86,6 +128,6 @@ def load_and_remember(engine: Any, spec: ModelSpec, store: ModelSettingsStore) -
     info = engine.load(spec)
     try:
         store.put(spec.path, info.loader, normalize(info.loader, spec.options, gpu=True))
-    except OSError as exc:
+    except (OSError, UserFacingError) as exc:
         log.warning("could not save the settings of %s: %s", spec.path, exc)
     return info

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from webui.atomic_file import write_text_atomic
+from webui.bounded_parse import load_yaml
 from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
 
@@ -60,6 +62,10 @@ class PresetLibrary:
     def user_dir(self) -> Path:
         return self.directories[-1]
 
+    def files(self) -> dict[str, Path]:
+        """Each preset's file, by name (a later directory wins)."""
+        return self._files()
+
     def _files(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
         for d in self.directories:
@@ -77,12 +83,23 @@ class PresetLibrary:
         if path is None:
             raise PresetError(f"No preset named {name!r}. Available: {', '.join(self.names()) or 'none'}.")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            data = load_yaml(path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise PresetError(f"Preset {name!r} ({path}) cannot be read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            where = f"{exc.reason} at byte {exc.start}"
+            raise PresetError(f"Preset {name!r} ({path}) is not UTF-8 text ({where}).") from exc
+        except yaml.YAMLError as exc:
             raise PresetError(f"Preset {name!r} ({path}) is not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise PresetError(f"Preset {name!r} ({path}) must be a mapping of parameter names to values.")
-        params_from_values(data)  # validate: unknown names and bad values are errors
+        odd = [key for key in data if not isinstance(key, str)]
+        if odd:
+            raise PresetError(f"Preset {name!r} ({path}): {odd[0]!r} is not a parameter name.")
+        try:
+            params_from_values(data)  # validate: unknown names and bad values are errors
+        except PresetError as exc:
+            raise PresetError(f"Preset {name!r} ({path}): {exc}") from None
         return data
 
     def load(self, name: str) -> GenerationParams:
@@ -95,9 +112,7 @@ class PresetLibrary:
             raise PresetError("A preset name is 1-64 letters, digits, spaces or . ( ) + - _ characters.")
         self.user_dir.mkdir(parents=True, exist_ok=True)
         path = self.user_dir / f"{name}.yaml"
-        tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(yaml.safe_dump(diff_from_neutral(params), sort_keys=True, allow_unicode=True), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, yaml.safe_dump(diff_from_neutral(params), sort_keys=True, allow_unicode=True))
         return path
 
     def delete(self, name: str) -> None:

@@ -145,14 +145,16 @@ def safe_module_name(prefix: str, name: str) -> str:
     return f"{prefix}_{re.sub(r'[^0-9A-Za-z_]', '_', name)}"
 
 
-def first_by_name(sources: Sequence[ExtensionSource]) -> tuple[dict[str, ExtensionSource], list[str]]:
-    """The first source of each name wins; the others are reported as shadowed."""
+def first_by_name(
+    sources: Sequence[ExtensionSource],
+) -> tuple[dict[str, ExtensionSource], list[tuple[ExtensionSource, str]]]:
+    """The first source of each name wins; the others are returned as shadowed, each with why."""
     chosen: dict[str, ExtensionSource] = {}
-    notes = []
+    notes: list[tuple[ExtensionSource, str]] = []
     for source in sources:
         if source.name in chosen:
-            notes.append(f"extension {source.name!r} at {source.location} is shadowed by "
-                         f"{chosen[source.name].location}")
+            notes.append((source, f"extension {source.name!r} at {source.location} is shadowed by "
+                                  f"{chosen[source.name].location} (the first one found is used)"))
         else:
             chosen[source.name] = source
     return chosen, notes

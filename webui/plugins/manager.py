@@ -14,6 +14,7 @@ mutable arguments before raising are not undone).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -34,6 +35,7 @@ from webui.plugins.dispatch import (
     pipe_result,
 )
 from webui.plugins.extension import LoadedExtension, inspect_extension
+from webui.plugins.health import error_problem, settings_problems
 from webui.plugins.hookspecs import HOOKS, HookSpec
 from webui.plugins.loader import (
     ENTRY_POINT_GROUP,
@@ -48,6 +50,7 @@ from webui.plugins.loader import (
 from webui.plugins.params import ParamError, ParamSpec
 from webui.plugins.samplers import LogitsProcessor, SamplerContext, SamplerSpec
 from webui.plugins.store import ENABLED_KEY, MemoryStore, SettingsStore
+from webui.problems import Problem, Problems
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +83,11 @@ class ExtensionManager:
 
     def __init__(self, directories: Iterable[str | Path] = (), *,
                  entry_point_group: str | None = ENTRY_POINT_GROUP,
-                 store: SettingsStore | None = None) -> None:
+                 store: SettingsStore | None = None, problems: Problems | None = None) -> None:
         self._directories = [Path(d) for d in directories]
+        self._problems = problems  # where extensions that cannot load are reported (source "extensions")
+        self._shadowed: list[Problem] = []
+        self._requested_by: dict[str, str] = {}  # a name asked for that may not exist -> who asked
         self._group = entry_point_group
         self._store: SettingsStore = store if store is not None else MemoryStore()
         self._lock = threading.RLock()
@@ -101,11 +107,11 @@ class ExtensionManager:
         if self._group:
             sources += discover_entry_points(self._group)
         chosen, notes = first_by_name(sources)
-        for note in notes:
-            log.warning(note)
         with self._lock:
             # A loaded extension keeps the source it was imported from.
             self._sources = {**chosen, **{n: e.source for n, e in self._loaded.items()}}
+            self._shadowed = [Problem.of("extension", s.location, note) for s, note in notes]
+            self._publish()
             return sorted(self._sources)
 
     def available(self) -> list[ExtensionInfo]:
@@ -130,11 +136,22 @@ class ExtensionManager:
             try:
                 ext = self._import(name)
             except ExtensionError as exc:
-                self._errors[name] = str(exc)
+                if self._errors.get(name) != str(exc):
+                    self._errors[name] = str(exc)
+                    self._publish()
                 raise
-            self._errors.pop(name, None)
+            if self._errors.pop(name, None) is not None:
+                self._publish()
             self._loaded[name] = ext
             return ext
+
+    def check_all(self) -> None:
+        """Rescan and import every extension found, enabled or not, so each that cannot load is
+        reported (the UI imports them all anyway, for their panels)."""
+        for name in self.discover():
+            with contextlib.suppress(ExtensionError):  # recorded in info(name).error, and reported
+                self.load(name)
+        self._publish()
 
     def enable(self, name: str, position: int | None = None, *, persist: bool = True) -> None:
         """Enable ``name`` at ``position`` in the order (default: last); moves it if enabled."""
@@ -154,28 +171,37 @@ class ExtensionManager:
             if persist:
                 self._save_order()
 
-    def set_enabled(self, names: Sequence[str], *, persist: bool = True) -> dict[str, str]:
-        """Enable exactly ``names``, in that order. Returns {name: why} for those refused."""
+    def set_enabled(self, names: Sequence[str], *, persist: bool = True, origin: str = "") -> dict[str, str]:
+        """Enable exactly ``names``, in that order. Returns {name: why} for those refused (also
+        reported to ``problems``; ``origin``: who asked, shown as the file of an unknown name)."""
         problems: dict[str, str] = {}
         with self._lock:
             order: list[str] = []
             for name in dict.fromkeys(names):
+                self._requested_by.setdefault(name, origin or "the enabled list")
                 try:
                     self._setup(self.load(name))
                     order.append(name)
                 except ExtensionError as exc:
                     problems[name] = str(exc)
-                    log.error("%s", exc)
+                    if self._problems is None:
+                        log.error("%s", exc)
             self._order = order
             if persist:
                 self._save_order()
         return problems
 
     def restore_enabled(self, default: Sequence[str] = ()) -> dict[str, str]:
-        """Enable the saved list (or ``default`` when none was saved); see set_enabled."""
-        saved = self._store.load(ENABLED_KEY).get("order")
+        """Enable the saved list (or ``default`` when none was saved, or the file cannot be read:
+        that is reported to ``problems`` and the file is left alone); see set_enabled."""
+        try:
+            saved = self._store.load(ENABLED_KEY).get("order")
+        except UserFacingError as exc:  # the settings file is broken: start with the default set
+            if self._problems is None:
+                log.error("%s", exc)
+            saved = None
         names = [str(n) for n in saved] if isinstance(saved, list) else list(default)
-        return self.set_enabled(names, persist=False)
+        return self.set_enabled(names, persist=False, origin=str(getattr(self._store, "path", "")))
 
     def enabled(self) -> list[str]:
         with self._lock:
@@ -183,6 +209,17 @@ class ExtensionManager:
 
     def is_enabled(self, name: str) -> bool:
         return name in self._order
+
+    def problems(self) -> list[Problem]:
+        """Extensions that cannot be loaded or enabled, shadowed ones, saved settings that cannot be used."""
+        with self._lock:
+            failed = [error_problem(n, m, self._sources.get(n), self._requested_by.get(n, ""))
+                      for n, m in sorted(self._errors.items())]
+            return [*failed, *self._shadowed, *settings_problems(self._store, list(self._loaded.values()))]
+
+    def _publish(self) -> None:
+        if self._problems is not None:
+            self._problems.report("extensions", self.problems())
 
     def warnings(self, name: str) -> list[str]:
         return list(self.load(name).warnings)
@@ -359,7 +396,10 @@ class ExtensionManager:
 
     def _import(self, name: str) -> LoadedExtension:
         source = self._source(name)
-        missing = requirements_problems(source)
+        try:
+            missing = requirements_problems(source)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ExtensionError(f"extension {name!r}: cannot read {source.requirements_file}: {exc}") from exc
         if missing:
             raise ExtensionError(
                 f"extension {name!r} needs packages that are not installed or too old: "
@@ -369,11 +409,17 @@ class ExtensionManager:
         except ModuleNotFoundError as exc:
             raise ExtensionError(f"extension {name!r} cannot be imported: module {exc.name!r} is "
                                  "not installed (add it to the extension's requirements.txt)") from exc
-        except Exception as exc:
-            log.exception("extension %s failed to import", name)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() or any error in the script: not loaded
+            log.debug("extension %s failed to import", name, exc_info=True)
             raise ExtensionError(f"extension {name!r} failed to import: "
                                  f"{type(exc).__name__}: {exc}") from exc
-        ext = inspect_extension(name, source, obj)
+        try:
+            ext = inspect_extension(name, source, obj)
+        except Exception as exc:  # noqa: BLE001 - e.g. a params_meta entry that is not a dict
+            raise ExtensionError(f"extension {name!r} declares invalid settings (params / params_meta): "
+                                 f"{type(exc).__name__}: {exc}") from exc
         for warning in ext.warnings:
             log.warning("extension %s: %s", name, warning)
         self._apply_saved_params(ext)
@@ -387,11 +433,19 @@ class ExtensionManager:
             if not ok:
                 message = f"extension {ext.name!r}: setup() failed: {self._failures[-1].message}"
                 self._errors[ext.name] = message
+                self._publish()
                 raise ExtensionError(message)
         ext.setup_done = True
+        if self._errors.pop(ext.name, None) is not None:  # a setup() that failed before now passed
+            self._publish()
 
     def _apply_saved_params(self, ext: LoadedExtension) -> None:
-        for key, value in self._store.load(ext.name).items():
+        try:
+            saved = self._store.load(ext.name)
+        except UserFacingError as exc:  # a broken settings file: defaults (reported by problems())
+            ext.warnings.append(f"saved settings ignored: {exc}")
+            return
+        for key, value in saved.items():
             spec = ext.param_specs.get(key)
             if spec is None:
                 continue  # a setting the extension no longer has

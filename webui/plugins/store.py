@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from webui.atomic_file import write_json_atomic
+from webui.bounded_parse import load_json
+from webui.errors import UserFacingError
 
 ENABLED_KEY = "@enabled"
+
+
+class SettingsFileError(UserFacingError):
+    """The extension settings file exists but cannot be read as JSON."""
 
 
 class SettingsStore(Protocol):
@@ -50,10 +56,15 @@ class JsonFileStore:
         self._lock = threading.Lock()
 
     def _read(self) -> dict[str, dict[str, Any]]:
+        """The file's settings; a broken file is an error (not {}), so a save never overwrites it."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = load_json(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SettingsFileError(
+                f"Cannot read the extension settings file {self.path} ({exc}). Fix or delete the file."
+            ) from exc
         return data if isinstance(data, dict) else {}
 
     def load(self, name: str) -> dict[str, Any]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from webui.errors import StorageError
+from webui.errors import DiskFullError, StorageError
+from webui.storage.failures import open_failure_on_full_disk, translate_disk_full
 from webui.storage.migrations import migrate
 
 
@@ -35,11 +36,30 @@ def sqlite_url(data_dir: Path) -> str:
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=5000")  # first: switching a new file to WAL waits for another process
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
+
+
+# pg_advisory_xact_lock key held while migrating ("webuimig"); any constant shared by all instances.
+MIGRATION_LOCK_KEY = 0x7765627569_6D6967
+
+
+def lock_for_migrations(conn: Connection) -> None:
+    """Hold the database's migration lock until ``conn``'s transaction ends.
+
+    Instances started together on one database then migrate one after the other: the first applies
+    the migrations, the next finds the schema current. PostgreSQL: a transaction-level advisory lock
+    (its DDL is transactional, so the whole migration commits or rolls back as one). SQLite: the
+    write lock, taken up front (``BEGIN IMMEDIATE``), so the version check and the DDL are one
+    transaction; a second process waits for it (``busy_timeout``).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def open_database(url: str) -> Engine:
@@ -50,11 +70,17 @@ def open_database(url: str) -> Engine:
         raise StorageError(f"Invalid --database-url {url!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    # A full disk becomes one clear DiskFullError (webui/storage/failures.py), whichever call hits it.
+    event.listen(engine, "handle_error", translate_disk_full, retval=True)
     try:
         with engine.begin() as conn:
+            lock_for_migrations(conn)
             migrate(conn)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, DiskFullError) as exc:
         engine.dispose()
+        full = open_failure_on_full_disk(engine, exc)
+        if full is not None:
+            raise full from exc
         detail = str(getattr(exc, "orig", exc))
         raise StorageError(
             f"Cannot open the database at {engine.url.render_as_string(hide_password=True)}: {detail}. "

@@ -11,6 +11,8 @@ from sqlalchemy.orm import sessionmaker
 from webui.storage.models import Persona
 from webui.storage.repository import NotFound
 
+NAME_LENGTH = 200  # Persona.name is VARCHAR(200)
+
 
 @dataclass(frozen=True)
 class PersonaRecord:
@@ -43,9 +45,12 @@ class PersonaRepository:
         self, name: str, description: str, avatar: bytes | None = None, user_id: int | None = None
     ) -> PersonaRecord:
         """Create the persona, or update the one with this name (an avatar of None keeps the old one)."""
-        name = name.strip()
+        name = name.strip().replace("\x00", "")
+        description = description.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
         if not name:
             raise ValueError("A persona needs a name.")
+        if len(name) > NAME_LENGTH:
+            raise ValueError(f"A persona name has at most {NAME_LENGTH} characters.")
         with self._sessions.begin() as s:
             p = s.scalars(self._query(user_id).where(Persona.name == name)).first()
             if p is None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from webui.storage.models import Conversation, Message, MessageVersion, User, utcnow
@@ -60,6 +61,7 @@ class NotFound(LookupError):
 
 
 EXPORT_FORMAT = "webui-chat"
+TITLE_LENGTH = 300  # Conversation.title is VARCHAR(300)
 
 
 def _conv_record(c: Conversation) -> ConversationRecord:
@@ -76,15 +78,31 @@ class ChatRepository:
 
     # -- users -----------------------------------------------------------------------
     def ensure_user(self, name: str) -> int:
-        """The id of the account called ``name``, creating its row on first use."""
-        with self._sessions.begin() as s:
-            user_id = s.scalar(select(User.id).where(User.name == name))
+        """The id of the account called ``name``, creating its row on first use.
+
+        Two app instances may create the same account at once: the loser of the race gets a
+        unique-name violation, and then finds the winner's row.
+        """
+        try:
+            with self._sessions.begin() as s:
+                user_id = s.scalar(select(User.id).where(User.name == name))
+                if user_id is None:
+                    user = User(name=name)
+                    s.add(user)
+                    s.flush()
+                    user_id = user.id
+                return int(user_id)
+        except IntegrityError:
+            with self._sessions() as s:
+                user_id = s.scalar(select(User.id).where(User.name == name))
             if user_id is None:
-                user = User(name=name)
-                s.add(user)
-                s.flush()
-                user_id = user.id
+                raise
             return int(user_id)
+
+    def users(self) -> dict[str, int]:
+        """Every account's id by name (the anonymous history has no row)."""
+        with self._sessions() as s:
+            return {name: int(user_id) for user_id, name in s.execute(select(User.id, User.name)).all()}
 
     # -- conversations ---------------------------------------------------------------
     def create_conversation(
@@ -92,7 +110,7 @@ class ChatRepository:
     ) -> ConversationRecord:
         with self._sessions.begin() as s:
             conv = Conversation(
-                title=title, character=character, user_id=user_id, settings_json=json.dumps(settings or {})
+                title=_title(title), character=character, user_id=user_id, settings_json=json.dumps(settings or {})
             )
             s.add(conv)
             s.flush()
@@ -112,7 +130,7 @@ class ChatRepository:
 
     def rename_conversation(self, conv_id: int, title: str, user_id: int | None = None) -> None:
         with self._sessions.begin() as s:
-            self._owned(s, conv_id, user_id).title = title.strip() or "Untitled"
+            self._owned(s, conv_id, user_id).title = _title(title.strip() or "Untitled")
 
     def delete_conversation(self, conv_id: int, user_id: int | None = None) -> None:
         with self._sessions.begin() as s:
@@ -123,7 +141,7 @@ class ChatRepository:
     ) -> ConversationRecord:
         """Merge ``changes`` into the chat's settings (a None value removes the key)."""
         with self._sessions.begin() as s:
-            conv = self._owned(s, conv_id, user_id)
+            conv = self._owned(s, conv_id, user_id, lock=True)
             settings = json.loads(conv.settings_json or "{}")
             for key, value in changes.items():
                 if value is None:
@@ -195,7 +213,21 @@ class ChatRepository:
         return hits
 
     @staticmethod
-    def _owned(s: Session, conv_id: int, user_id: int | None) -> Conversation:
+    def _owned(s: Session, conv_id: int, user_id: int | None, *, lock: bool = False) -> Conversation:
+        """The conversation if ``user_id`` owns it, else NotFound.
+
+        ``lock``: first take the conversation's write lock for the rest of the transaction, for a
+        change that reads before it writes (the next position, the settings to merge). Another
+        writer, in this process or another app instance on the same database, waits until this
+        transaction ends and then reads what it wrote: no two messages get one position, no merge
+        is lost. A no-op UPDATE does it on every database: a row lock on PostgreSQL, the database
+        write lock on SQLite (taken before the first read, so the reads see the latest commit).
+        """
+        if lock:
+            s.execute(
+                update(Conversation).where(Conversation.id == conv_id).values(updated_at=Conversation.updated_at),
+                execution_options={"synchronize_session": False},
+            )
         conv = s.get(Conversation, conv_id)
         if conv is None or conv.user_id != user_id:
             raise NotFound(f"Conversation {conv_id} not found")
@@ -228,27 +260,26 @@ class ChatRepository:
 
     def add_message(self, conv_id: int, role: str, content: str, user_id: int | None = None) -> MessageRecord:
         with self._sessions.begin() as s:
-            conv = self._owned(s, conv_id, user_id)
+            conv = self._owned(s, conv_id, user_id, lock=True)
             msg, ver = self._append(s, conv, role, content, complete=True)
             return MessageRecord(msg.id, msg.position, role, content, ver.id, 0, 1, True)
 
     def start_turn(self, conv_id: int, user_text: str | None, user_id: int | None = None) -> TurnIds:
         """In one transaction: store the user's message (if any) and an empty reply to fill."""
         with self._sessions.begin() as s:
-            conv = self._owned(s, conv_id, user_id)
+            conv = self._owned(s, conv_id, user_id, lock=True)
             user_msg = self._append(s, conv, "user", user_text, complete=True)[0] if user_text is not None else None
             reply, ver = self._append(s, conv, "assistant", "", complete=False)
             return TurnIds(user_msg.id if user_msg else None, reply.id, ver.id)
 
     def update_version(self, version_id: int, content: str, complete: bool) -> None:
-        """Write a reply's text so far (called about once a second while streaming)."""
+        """Write a reply's text so far (called about once a second while streaming).
+
+        The conversation row first, then the version: the order every writer locks them in, so
+        writers on one chat in two app instances wait for each other instead of deadlocking.
+        """
         with self._sessions.begin() as s:
             now = utcnow()
-            s.execute(
-                update(MessageVersion)
-                .where(MessageVersion.id == version_id)
-                .values(content=content, complete=complete, updated_at=now)
-            )
             conv_id = (
                 select(Message.conversation_id)
                 .join(MessageVersion)
@@ -256,22 +287,31 @@ class ChatRepository:
                 .scalar_subquery()
             )
             s.execute(update(Conversation).where(Conversation.id == conv_id).values(updated_at=now))
+            s.execute(
+                update(MessageVersion)
+                .where(MessageVersion.id == version_id)
+                .values(content=_text(content), complete=complete, updated_at=now)
+            )
 
-    def _owned_message(self, s: Session, message_id: int, user_id: int | None) -> Message:
-        msg = s.get(Message, message_id)
-        if msg is None:
+    def _owned_message(self, s: Session, message_id: int, user_id: int | None, *, lock: bool = False) -> Message:
+        """The message if ``user_id`` owns its chat; ``lock``: hold the chat's write lock (see ``_owned``)."""
+        conv_id = s.scalar(select(Message.conversation_id).where(Message.id == message_id))
+        if conv_id is None:
             raise NotFound(f"Message {message_id} not found")
-        self._owned(s, msg.conversation_id, user_id)
+        self._owned(s, conv_id, user_id, lock=lock)
+        msg = s.get(Message, message_id)
+        if msg is None:  # deleted by another writer before the lock was ours
+            raise NotFound(f"Message {message_id} not found")
         return msg
 
     def add_version(self, message_id: int, user_id: int | None = None, content: str = "") -> int:
         """Add a new (incomplete) version to a message and make it the active one; returns its id."""
         with self._sessions.begin() as s:
-            msg = self._owned_message(s, message_id, user_id)
+            msg = self._owned_message(s, message_id, user_id, lock=True)
             idx = (
                 s.scalar(select(func.max(MessageVersion.idx)).where(MessageVersion.message_id == message_id)) or 0
             ) + 1
-            ver = MessageVersion(message_id=message_id, idx=idx, content=content, complete=False)
+            ver = MessageVersion(message_id=message_id, idx=idx, content=_text(content), complete=False)
             s.add(ver)
             msg.active_version = idx
             msg.conversation.updated_at = utcnow()
@@ -281,18 +321,18 @@ class ChatRepository:
     def set_active_version(self, message_id: int, idx: int, user_id: int | None = None) -> None:
         """Show version ``idx`` (0-based) of a message; clamps to the versions that exist."""
         with self._sessions.begin() as s:
-            msg = self._owned_message(s, message_id, user_id)
+            msg = self._owned_message(s, message_id, user_id, lock=True)
             top = s.scalar(select(func.max(MessageVersion.idx)).where(MessageVersion.message_id == message_id)) or 0
             msg.active_version = max(0, min(idx, top))
 
     def edit_message(self, message_id: int, content: str, user_id: int | None = None) -> None:
         """Replace the text of the message's active version."""
         with self._sessions.begin() as s:
-            msg = self._owned_message(s, message_id, user_id)
+            msg = self._owned_message(s, message_id, user_id, lock=True)
             s.execute(
                 update(MessageVersion)
                 .where(MessageVersion.message_id == message_id, MessageVersion.idx == msg.active_version)
-                .values(content=content, complete=True, updated_at=utcnow())
+                .values(content=_text(content), complete=True, updated_at=utcnow())
             )
             msg.conversation.updated_at = utcnow()
 
@@ -315,6 +355,7 @@ class ChatRepository:
                 "character": conv.character,
                 "settings": json.loads(conv.settings_json or "{}"),
                 "created_at": conv.created_at.isoformat(),
+                "updated_at": conv.updated_at.isoformat(),
                 "messages": [
                     {
                         "role": m.role,
@@ -325,15 +366,24 @@ class ChatRepository:
                 ],
             }
 
-    def import_conversation(self, data: dict[str, Any], user_id: int | None = None) -> ConversationRecord:
-        """Create a chat from ``export_conversation`` data (already validated by the caller)."""
+    def import_conversation(
+        self, data: dict[str, Any], user_id: int | None = None, *, keep_dates: bool = False
+    ) -> ConversationRecord:
+        """Create a chat from ``export_conversation`` data (already validated by the caller).
+
+        ``keep_dates``: restore its ``created_at`` / ``updated_at`` (ISO strings; a missing or
+        unreadable one is now), as a backup restore does; otherwise the chat is new as of now.
+        """
         with self._sessions.begin() as s:
             conv = Conversation(
-                title=str(data.get("title") or "Imported chat")[:300],
+                title=_title(str(data.get("title") or "Imported chat")),
                 character=str(data.get("character") or ""),
                 user_id=user_id,
                 settings_json=json.dumps(data.get("settings") or {}),
             )
+            if keep_dates:
+                conv.created_at = _stored_date(data.get("created_at"))
+                conv.updated_at = _stored_date(data.get("updated_at"), default=conv.created_at)
             s.add(conv)
             s.flush()
             for pos, m in enumerate(data.get("messages", [])):
@@ -343,7 +393,7 @@ class ChatRepository:
                 s.add(msg)
                 s.flush()
                 for idx, text in enumerate(versions):
-                    s.add(MessageVersion(message_id=msg.id, idx=idx, content=text, complete=True))
+                    s.add(MessageVersion(message_id=msg.id, idx=idx, content=_text(text), complete=True))
             s.flush()
             return _conv_record(conv)
 
@@ -357,11 +407,32 @@ class ChatRepository:
         )
         s.add(msg)
         s.flush()
-        ver = MessageVersion(message_id=msg.id, idx=0, content=content, complete=complete)
+        ver = MessageVersion(message_id=msg.id, idx=0, content=_text(content), complete=complete)
         s.add(ver)
         conv.updated_at = utcnow()
         s.flush()
         return msg, ver
+
+
+def _stored_date(value: Any, default: datetime | None = None) -> datetime:
+    """A naive UTC datetime from an exported ISO string (``default``, else now, when unreadable)."""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return default or utcnow()
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def _text(value: str) -> str:
+    """``value`` as every database stores it: PostgreSQL text cannot hold NUL, so NUL becomes U+FFFD."""
+    return value.replace("\x00", "\ufffd")
+
+
+def _title(value: str) -> str:
+    """A chat title that fits its column (PostgreSQL refuses a longer one; SQLite would keep it)."""
+    return _text(value)[:TITLE_LENGTH]
 
 
 def _snippet(content: str, query: str, width: int = 60) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from webui.context import AppContext
-from webui.ui import characters_tab, chat_tab, extensions_tab, model_tab, parameters_tab
+from webui.ui import characters_tab, chat_tab, extensions_tab, model_tab, parameters_tab, problems_panel
 from webui.ui.live_reply import LiveReplies
 
 TITLE = "WebUI"
@@ -35,6 +35,7 @@ def offline_theme() -> gr.themes.Base:
 def build_ui(ctx: AppContext, replies: LiveReplies) -> gr.Blocks:
     """The whole UI; ``replies`` is shared with the ``live-reply`` route (see webui.ui.live_reply)."""
     with gr.Blocks(title=TITLE) as demo:
+        problems = problems_panel.build(ctx)  # hidden unless a file could not be loaded
         with gr.Tab("Chat", id="chat"):
             components = chat_tab.build(ctx)
             ext_areas = extensions_tab.build_ui_areas(ctx, components)  # extensions' ui() under the chat
@@ -47,8 +48,10 @@ def build_ui(ctx: AppContext, replies: LiveReplies) -> gr.Blocks:
         with gr.Tab("Extensions", id="extensions"):
             ext_components = extensions_tab.build(ctx)
         ext_components.areas = {**ext_areas, **extensions_tab.build_ui_tabs(ctx, components)}
-        extensions_tab.wire(ctx, ext_components, demo)
+        ext_changes = extensions_tab.wire(ctx, ext_components, demo)
         chat_tab.wire(ctx, components, demo, param_components, replies)
-        characters_tab.wire(ctx, char_components, components, demo)
+        char_reloads = characters_tab.wire(ctx, char_components, components, demo)
         parameters_tab.wire(ctx, param_components, demo)
+        problems_panel.wire(ctx, problems, demo)
+        problems_panel.follow(ctx, problems, [*char_reloads, *ext_changes])
     return demo

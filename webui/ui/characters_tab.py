@@ -276,16 +276,19 @@ def delete_persona(ctx: AppContext, name: str | None, request: gr.Request | None
             "", "", None]
 
 
-def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr.Blocks) -> None:
-    """``chat``: the Chat tab, whose character and persona lists follow saves and deletes."""
+def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr.Blocks) -> list[Any]:
+    """``chat``: the Chat tab, whose character and persona lists follow saves and deletes. Returns
+    the events that reload the character files (the Problems list follows them)."""
     form_outputs = [*c.fields, c.avatar, c.lore_info, *c.lorebook.outputs()]
     lists = [c.choice, chat.character]
     on(c.choice.input, bind(show, ctx), c.choice, form_outputs)
     lorebook_editor.wire(ctx, c.lorebook, c.choice, c.lore_info)
-    on(c.save_btn.click, bind(save, ctx), [c.choice, c.avatar, *c.fields], lists)
-    on(c.duplicate_btn.click, bind(duplicate, ctx), c.choice, [*lists, *form_outputs])
-    on(c.delete_btn.click, bind(delete, ctx), c.choice, [*lists, *form_outputs], js=CONFIRM_DELETE_JS)
-    on(c.upload.upload, bind(upload, ctx), c.upload, [*lists, *form_outputs, c.upload])
+    reloads = [
+        on(c.save_btn.click, bind(save, ctx), [c.choice, c.avatar, *c.fields], lists),
+        on(c.duplicate_btn.click, bind(duplicate, ctx), c.choice, [*lists, *form_outputs]),
+        on(c.delete_btn.click, bind(delete, ctx), c.choice, [*lists, *form_outputs], js=CONFIRM_DELETE_JS),
+        on(c.upload.upload, bind(upload, ctx), c.upload, [*lists, *form_outputs, c.upload]),
+    ]
     on(c.export_btn.click, bind(export, ctx), [c.choice, c.export_kind], c.export_file)
 
     persona_form = [c.persona_name, c.persona_description, c.persona_avatar]
@@ -294,3 +297,4 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
     on(c.persona_delete_btn.click, bind(delete_persona, ctx), c.persona_choice,
        [c.persona_choice, chat.persona, *persona_form])
     on(demo.load, bind(persona_choice_update, ctx), None, c.persona_choice)
+    return reloads

@@ -7,7 +7,7 @@ all import this module, and none of them imports another's handlers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -16,6 +16,9 @@ from webui.generation.params import GenerationParams
 from webui.storage.repository import MessageRecord
 from webui.ui import chat_view as view
 from webui.ui.parameters_tab import ParamComponents
+
+if TYPE_CHECKING:
+    from webui.ui.backup import BackupComponents
 
 
 @dataclass
@@ -61,6 +64,7 @@ class ChatComponents:
     prompt_view: gr.Textbox
     # the Parameters tab, set by ``chat_tab.wire``: opening a chat restores its values there
     params: ParamComponents | None = None
+    backup: BackupComponents | None = None  # the sidebar's "Backup: everything" (webui.ui.backup)
 
 
 def model_markdown(ctx: AppContext) -> str:

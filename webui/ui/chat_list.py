@@ -1,4 +1,5 @@
-"""The chat-list sidebar: new, open, rename, delete (with confirm), search, export, import.
+"""The chat-list sidebar: new, open, rename, delete (with confirm), search, export, import (and the
+"Backup: everything" accordion, ``webui.ui.backup``).
 
 Handlers take the AppContext and the Parameters tab's components (``params``: opening a chat
 restores its values there; None leaves them out) before what the page sends.
@@ -18,6 +19,7 @@ from webui.chat.transfer import parse_chat_file
 from webui.context import AppContext
 from webui.errors import UserFacingError
 from webui.storage.repository import NotFound
+from webui.ui import backup
 from webui.ui import chat_view as view
 from webui.ui.chat_components import ChatComponents, chat_list_update, model_markdown, open_outputs, open_values
 from webui.ui.events import action, bind, lookup, on
@@ -141,3 +143,5 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks) -> None:
     on(c.search_results.input, bind(open_found, ctx, c.params), c.search_results, [c.chat_list, *outs])
     on(c.export_btn.click, bind(export, ctx), c.conv_id, c.export_file)
     on(c.import_file.upload, bind(import_chat, ctx, c.params), c.import_file, [c.chat_list, *outs, c.import_file])
+    if c.backup is not None:
+        backup.wire(ctx, c.backup, c)

@@ -16,13 +16,13 @@ import gradio as gr
 from webui.chat.prompt import MODES
 from webui.context import AppContext
 from webui.errors import UserFacingError
-from webui.ui import chat_list, chat_messages
+from webui.ui import backup, chat_list, chat_messages
 from webui.ui import chat_view as view
 from webui.ui.chat_components import ChatComponents, chat_list_update, creator_notes_markdown, message_panel
 from webui.ui.events import action, bind, lookup, on
 from webui.ui.live_reply import HIDE_JS, LIVE_HTML, STREAM_JS, LiveReplies
 from webui.ui.parameters_tab import ParamComponents, to_params
-from webui.ui.session import current_user_id, session_key
+from webui.ui.session import current_user_id, reply_owner, session_key
 
 UI_UPDATE_SECONDS = 0.1  # at most ~10 screen updates a second; tokens in between are coalesced
 
@@ -45,6 +45,7 @@ def build(ctx: AppContext) -> ChatComponents:
         export_file = gr.File(label="Exported chat", visible=False, elem_id="export-file", interactive=False)
         import_file = gr.File(label="Import chat (ours or Oobabooga JSON)", file_types=[".json"], type="binary",
                               elem_id="import-chat")
+        backup_area = backup.build()
     model_info = gr.Markdown(elem_id="model-info")
     with gr.Row():
         character = gr.Dropdown(choices=ctx.characters.names(), value="Assistant", label="Character",
@@ -91,7 +92,7 @@ def build(ctx: AppContext) -> ChatComponents:
         search_results, export_btn, export_file, import_file, model_info, character, persona, mode, template,
         greeting, creator_notes, notice, chatbot, live, live_token, textbox, send_btn, stop_btn, regenerate_btn,
         continue_btn, impersonate_btn, start_with, message_info, prev_btn, next_btn, edit_box, save_edit_btn,
-        delete_msg_btn, branch_btn, show_prompt_btn, prompt_view,
+        delete_msg_btn, branch_btn, show_prompt_btn, prompt_view, backup=backup_area,
     )
 
 
@@ -153,7 +154,7 @@ def register_turn(ctx: AppContext, replies: LiveReplies, uid: int | None, reques
     page to stream; its token."""
     start = functools.partial(turn, *args, to_params(pvals), session_key=session_key(request), user_id=uid,
                               min_interval=UI_UPDATE_SECONDS, **kwargs)
-    return replies.register(start, initial)
+    return replies.register(start, initial, owner=reply_owner(ctx, request))
 
 
 def without_last_reply(ctx: AppContext, conv_id: int, uid: int | None) -> tuple[list[dict[str, Any]], str]:

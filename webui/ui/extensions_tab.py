@@ -18,6 +18,7 @@ import gradio as gr
 from webui.context import AppContext
 from webui.errors import UserFacingError
 from webui.plugins import ExtensionError, ParamError
+from webui.problems import Problem
 from webui.ui.events import action, bind, lookup, on
 from webui.ui.extension_params import from_component, param_component, to_text
 
@@ -160,6 +161,7 @@ def build(ctx: AppContext) -> ExtensionsComponents:
                 "Start with `--extensions a b c` to choose them on the command line.")
     order = gr.Markdown(order_markdown(ctx), elem_id="ext-order")
     panels: list[ExtensionPanel] = []
+    unshown: list[Problem] = []
     for info in ctx.extensions.available():
         name = info.name
         try:
@@ -181,9 +183,14 @@ def build(ctx: AppContext) -> ExtensionsComponents:
             if editable:
                 with gr.Accordion("Settings", open=info.enabled, elem_id=f"ext-settings-{name}"):
                     for key, spec in editable.items():
-                        comps[key] = param_component(spec, values.get(key, spec.default),
-                                                     elem_id=f"ext-{name}-{key}")
+                        try:
+                            comps[key] = param_component(spec, values.get(key, spec.default),
+                                                         elem_id=f"ext-{name}-{key}")
+                        except Exception as exc:  # noqa: BLE001 - e.g. a slider whose min is above its max
+                            unshown.append(Problem.of("extension", info.location,
+                                                      f"extension {name!r}: setting {key!r} cannot be shown: {exc}"))
         panels.append(ExtensionPanel(name, enabled, up, down, reset, status, comps))
+    ctx.problems.report("extension settings panels", unshown)
     failures = gr.Markdown(failures_markdown(ctx), elem_id="ext-failures")
     refresh = gr.Button("Refresh", size="sm", elem_id="ext-refresh")
     return ExtensionsComponents(panels, order, failures, refresh)
@@ -256,17 +263,19 @@ def reset(ctx: AppContext, name: str, keys: tuple[str, ...]) -> list[Any]:
     return [_shown(values[k], _kind(ctx, name, k)) for k in keys]
 
 
-def wire(ctx: AppContext, c: ExtensionsComponents, demo: gr.Blocks) -> None:
+def wire(ctx: AppContext, c: ExtensionsComponents, demo: gr.Blocks) -> list[Any]:
+    """Returns the events after which the extensions' problems may have changed (switches, Refresh)."""
     view = ExtensionsView(tuple(p.name for p in c.panels), tuple(p.name for p in c.panels if p.name in c.areas))
     outputs = [c.order, c.failures, *[p.status for p in c.panels], *[p.enabled for p in c.panels],
                *[c.areas[n] for n in view.with_area]]
     on(demo.load, bind(snapshot, ctx, view), None, outputs)
-    on(c.refresh.click, bind(snapshot, ctx, view), None, outputs)
+    changes = [on(c.refresh.click, bind(snapshot, ctx, view), None, outputs)]
     for panel in c.panels:
-        on(panel.enabled.input, bind(toggle, ctx, view, panel.name), panel.enabled, outputs)
+        changes.append(on(panel.enabled.input, bind(toggle, ctx, view, panel.name), panel.enabled, outputs))
         on(panel.up.click, bind(move, ctx, view, panel.name, -1), None, outputs)
         on(panel.down.click, bind(move, ctx, view, panel.name, +1), None, outputs)
         for key, comp in panel.params.items():
             on(comp.change, bind(change, ctx, panel.name, key), comp, comp)
         if panel.params:
             on(panel.reset.click, bind(reset, ctx, panel.name, tuple(panel.params)), None, list(panel.params.values()))
+    return changes

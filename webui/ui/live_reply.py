@@ -55,6 +55,7 @@ class LiveTurn:
     start: Callable[[], ReplyStream]
     initial: str = ""  # shown before the first token (Continue: the reply being extended)
     created: float = 0.0  # time.monotonic() when registered
+    owner: str | None = None  # the browser identity that registered it (None: the token alone suffices)
 
 
 @dataclass
@@ -73,18 +74,23 @@ class LiveReplies:
         self._outcomes: dict[str, TurnOutcome] = {}
         self._markdown = markdown_renderer()
 
-    def register(self, start: Callable[[], ReplyStream], initial: str = "") -> str:
+    def register(self, start: Callable[[], ReplyStream], initial: str = "", owner: str | None = None) -> str:
+        """A token for the turn; ``owner``: the browser identity that alone may stream it."""
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._prune()
-            self._waiting[token] = LiveTurn(start, initial, created=time.monotonic())
+            self._waiting[token] = LiveTurn(start, initial, created=time.monotonic(), owner=owner)
         return token
 
-    def claim(self, token: str) -> LiveTurn | None:
-        """The turn for ``token``, once: a second claim (or an expired token) gets None."""
+    def claim(self, token: str, requester: str | None = None) -> LiveTurn | None:
+        """The turn for ``token``, once: a second claim (or an expired token) gets None, and so does
+        a ``requester`` other than the turn's owner (the turn stays for its owner)."""
         with self._lock:
             self._prune()
-            return self._waiting.pop(token, None)
+            turn = self._waiting.get(token)
+            if turn is None or (turn.owner is not None and turn.owner != requester):
+                return None
+            return self._waiting.pop(token)
 
     def outcome(self, token: str) -> TurnOutcome | None:
         """How the turn streamed under ``token`` ended (once; None if it never ran)."""
@@ -158,12 +164,14 @@ def sse(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 
-def router(replies: LiveReplies) -> APIRouter:
+def router(replies: LiveReplies, identify: Callable[[Request], str | None] | None = None) -> APIRouter:
+    """The ``live-reply/<token>`` route. ``identify``: the browser identity of a request, compared
+    with the owner a turn was registered for (where each browser has its own history)."""
     api = APIRouter()
 
     @api.get("/live-reply/{token}", include_in_schema=False)
     async def live_reply(token: str, request: Request) -> StreamingResponse:
-        turn = replies.claim(token)
+        turn = replies.claim(token, identify(request) if identify is not None else None)
         if turn is None:
             raise HTTPException(404, "No reply is waiting under this token: it was already streamed or has expired.")
         return StreamingResponse(

@@ -1,11 +1,17 @@
 """Who a UI request acts for.
 
 Every UI handler passes ``current_user_id(ctx, request)`` to the repository, which enforces
-ownership. Without accounts this is None (the single-user history); the accounts feature maps
-``request.username`` to a users row here.
+ownership. Three cases (docs/deploy.md):
+
+- accounts (``--auth``): Gradio's login sets ``request.username``, mapped to its users row;
+- reachable from other machines without accounts (a Space, ``--listen``): each browser's signed
+  identity cookie (``webui.browser_identity``), mapped to its own users row;
+- local only, no accounts: None, the single-user history.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import gradio as gr
 
@@ -13,18 +19,58 @@ from webui.context import AppContext
 
 
 def current_user_id(ctx: AppContext, request: gr.Request | None) -> int | None:
-    """The users row id of the logged-in account, or None when accounts are off.
+    """The users row id this request acts for (created on first use), or None for the local
+    single-user history. Refuses (gr.Error) what ``acting_user_name`` refuses."""
+    name = acting_user_name(ctx, request)
+    return None if name is None else ctx.repo.ensure_user(name)
 
-    With accounts (``--auth``), Gradio's login sets ``request.username``; its users row is
-    created on first login. A request without one is refused rather than shown the shared,
-    anonymous history.
+
+def acting_user_name(ctx: AppContext, request: gr.Request | None) -> str | None:
+    """The users row name this request acts for: the logged-in account, this browser's identity
+    (``browser:...``), or None for the local single-user history.
+
+    With accounts, a request without a login is refused rather than shown the shared, anonymous
+    history; so is a request without a browser identity where each browser has its own.
     """
     username = getattr(request, "username", None) if request is not None else None
     if username:
-        return ctx.repo.ensure_user(str(username))
-    if ctx.settings.auth or ctx.settings.auth_file:
+        return str(username)
+    if ctx.settings.has_accounts:
         raise gr.Error("Log in first.")
+    if ctx.browsers is not None:
+        return browser_user_name(ctx, request)
     return None
+
+
+def browser_user_name(ctx: AppContext, request: gr.Request | None) -> str:
+    """The users row name of this request's browser: its signed cookie's identity or, when the
+    browser keeps no cookie, one for this page load. Needs ``ctx.browsers``."""
+    if ctx.browsers is None:
+        raise RuntimeError("browser identities are off: the server is local or has accounts")
+    name = ctx.browsers.user_name(_cookies(request))
+    if name is not None:
+        return name
+    page = request.session_hash if request is not None else None
+    if not page:
+        raise gr.Error("This page has no identity; reload it.")
+    return ctx.browsers.page_user_name(page)
+
+
+def reply_owner(ctx: AppContext, request: gr.Request | None) -> str | None:
+    """Who may stream a reply this request registers (``webui.ui.live_reply``): the browser of a
+    valid identity cookie; None (the token alone) on a local server, with accounts, or for a
+    browser that keeps no cookie."""
+    return ctx.browsers.user_name(_cookies(request)) if ctx.browsers is not None else None
+
+
+def _cookies(request: gr.Request | None) -> Any:
+    """The request's cookies: a mapping with ``get`` (Gradio keeps them for queued events too)."""
+    if request is None:
+        return None
+    try:
+        return request.cookies
+    except AttributeError:  # a gr.Request built without an HTTP request
+        return None
 
 
 def session_key(request: gr.Request | None) -> str:
