@@ -40,6 +40,8 @@ start() {
   if [ "$(id -u)" = 0 ]; then
     chown postgres: "$dir"
   fi
+  # A start that fails part-way stops what it started and removes its dir (nothing was printed yet).
+  trap 'stop "$dir" >/dev/null 2>&1 || true' ERR
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_owner "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --no-locale \
     --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log"
@@ -49,6 +51,7 @@ start() {
   as_owner "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
     -c "CREATE ROLE webui LOGIN PASSWORD 'webui' CREATEDB" \
     -c "CREATE DATABASE webui_test OWNER webui" >/dev/null
+  trap - ERR
   echo "export WEBUI_TEST_POSTGRES_URL=postgresql+psycopg://webui:webui@127.0.0.1:$port/webui_test"
   echo "export WEBUI_TEST_POSTGRES_DIR=$dir"
 }

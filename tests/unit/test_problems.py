@@ -91,10 +91,11 @@ def test_extensions_that_cannot_load_are_reported_not_raised(tmp_path: Path) -> 
     assert {Path(p.file).parent.name for p in problems.of("extensions")} == {"badmeta", "badreq"}
 
 
-def test_a_broken_extension_settings_file_is_reported_and_left_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broken", ["{oops", "[1, 2]"])
+def test_a_broken_extension_settings_file_is_reported_and_left_alone(tmp_path: Path, broken: str) -> None:
     write_ext(tmp_path / "ext", "ok", "params = {'level': 3}\n")
     store_file = tmp_path / "extensions.json"
-    store_file.write_text("{oops", encoding="utf-8")
+    store_file.write_text(broken, encoding="utf-8")
     problems = Problems()
     manager = ExtensionManager([tmp_path / "ext"], entry_point_group=None, store=JsonFileStore(store_file),
                                problems=problems)
@@ -102,7 +103,7 @@ def test_a_broken_extension_settings_file_is_reported_and_left_alone(tmp_path: P
     assert manager.param_specs("ok")["level"].default == 3  # loads with its defaults
     [problem] = problems.all()
     assert (problem.kind, problem.file) == ("extension settings", str(store_file))
-    assert store_file.read_text() == "{oops"
+    assert store_file.read_text() == broken
 
 
 def test_a_saved_setting_an_extension_cannot_use_is_reported(tmp_path: Path) -> None:

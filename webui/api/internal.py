@@ -34,7 +34,11 @@ async def chat_prompt(request: Request, principal: Principal = Depends(require_p
 def problems(request: Request, refresh: bool = False,
              principal: Principal = Depends(require_principal)) -> list[FileProblem]:
     """Each skipped file with its kind and the reason, as the page's Problems list; ``?refresh=true``
-    re-reads every source first."""
+    re-reads every source first. On a reachable server, the open API (no key, no account) may read
+    the list but not make the server rescan its folders and import extensions: 403."""
     ctx = ctx_of(request)
+    if refresh and not principal.keeps_chats:
+        raise APIError(403, "Refreshing the problems list needs an API key or an account on a server reachable "
+                            "from other machines.", code="refresh_not_allowed", param="refresh")
     found = refresh_all(ctx) if refresh else ctx.problems.all()
     return [FileProblem(**p.as_dict()) for p in found]

@@ -108,8 +108,10 @@ def startup_spec(settings: Any, *, saved: bool = True) -> ModelSpec:
 
 def load_at_startup(engine: Any, settings: Any, problems: Problems) -> Any:
     """Load the start-up model. When it fails with the options saved in model-settings.json (a
-    hand-edited value, say), that is reported and it loads with its defaults and the flags; a model
-    that fails without them too (a bad ``--model``) raises ModelLoadError."""
+    hand-edited value, say), that is reported and it loads with its defaults and the flags, without
+    saving them: the saved options stay for the user to fix (a passing failure, such as running out
+    of GPU memory, must not erase hand-tuned options). A model that fails without them too (a bad
+    ``--model``) raises ModelLoadError."""
     store = ModelSettingsStore.in_data_dir(settings.data_dir)
     spec = startup_spec(settings)
     try:
@@ -120,7 +122,7 @@ def load_at_startup(engine: Any, settings: Any, problems: Problems) -> Any:
             raise
         problems.report("saved model options", [Problem.of(
             "model settings", store.path, f"the options saved for {spec.path} were not used: {exc}")])
-        return load_and_remember(engine, plain, store)
+        return engine.load(plain)
 
 
 def load_and_remember(engine: Any, spec: ModelSpec, store: ModelSettingsStore) -> Any:

@@ -65,7 +65,12 @@ class JsonFileStore:
             raise SettingsFileError(
                 f"Cannot read the extension settings file {self.path} ({exc}). Fix or delete the file."
             ) from exc
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):  # refused, not read as {}: a save would then overwrite the file
+            raise SettingsFileError(
+                f"The extension settings file {self.path} must hold a JSON object of extension names. "
+                "Fix or delete the file."
+            )
+        return data
 
     def load(self, name: str) -> dict[str, Any]:
         with self._lock:

@@ -339,7 +339,7 @@ class ChatRepository:
     def delete_message(self, message_id: int, user_id: int | None = None) -> None:
         """Delete one message (all its versions)."""
         with self._sessions.begin() as s:
-            msg = self._owned_message(s, message_id, user_id)
+            msg = self._owned_message(s, message_id, user_id, lock=True)  # chat row first, as every writer
             s.execute(delete(MessageVersion).where(MessageVersion.message_id == message_id))
             s.delete(msg)
 
