@@ -11,11 +11,18 @@ The signing key comes from ``WEBUI_SESSION_SECRET`` or is generated once into
 ``<data-dir>/browser-identity.key`` (mode 0600); a new key forgets every browser's identity (their
 chats stay in the database, unreachable from the UI).
 
-The cookie: ``HttpOnly``, 400 days, ``SameSite=Lax`` over plain HTTP. Over HTTPS it is ``Secure``
-and ``SameSite=None``, because a Space is shown inside an iframe on huggingface.co (another site),
-where a Lax cookie is neither stored nor sent (Gradio's own login cookie does the same). A browser
-that refuses the cookie still gets a private history, kept for one page load (see
-``page_user_name``).
+The cookie: ``HttpOnly``, 400 days, ``SameSite=Lax`` over plain HTTP. Over HTTPS it is ``Secure``,
+``SameSite=None`` and ``Partitioned``, because a Space is shown inside an iframe on huggingface.co
+(another site), where a Lax cookie is neither stored nor sent; ``Partitioned`` (CHIPS) keeps it to
+the site that embeds the page. A browser that refuses the cookie still gets a private history, kept
+for one page load (see ``page_user_name``).
+
+A cookie that other sites' requests carry must not act for its browser there: Gradio answers any
+``Origin`` with ``Access-Control-Allow-Credentials: true`` on a server that is not localhost, so a
+page on another site could otherwise read the visitor's chats. The middleware therefore removes the
+identity cookie from every request another origin makes (``cross_origin``): it then acts as a new,
+empty identity, and gets no cookie of its own (which would replace the visitor's). The page itself,
+even inside the huggingface.co iframe, calls its own origin, so it keeps its identity.
 """
 
 from __future__ import annotations
@@ -26,11 +33,14 @@ import hmac
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import cookie_parser
 
 from webui.config import Settings
 from webui.errors import UserFacingError
@@ -67,17 +77,30 @@ def load_secret(settings: Settings) -> bytes:
 
 
 def _read_secret(path: Path) -> bytes:
+    """The key in ``path``. A damaged one stops the start (UserFacingError) rather than being replaced:
+    a new key would silently cut every visitor off from their chats."""
     if path.stat().st_mode & 0o077:
         path.chmod(0o600)  # a copied data dir may have widened it; the key is as good as a password
-    key = path.read_text(encoding="ascii").strip()
-    if len(key) < 32:
-        raise UserFacingError(f"The browser identity key {path} is damaged; delete it (visitors get new identities).")
-    return key.encode()
+    raw = path.read_bytes()
+    for _ in range(5):  # another app may have just created it (``_create_exclusive``) and not yet written it
+        if raw:
+            break
+        time.sleep(0.05)
+        raw = path.read_bytes()
+    key = raw.strip()
+    if len(key) < 32 or not key.isascii() or any(not 0x21 <= byte <= 0x7E for byte in key):
+        raise UserFacingError(
+            f"The browser identity key {path} is damaged (it must hold one line of at least 32 characters). "
+            "Restore it from a backup of the data dir to keep every visitor's history, or delete it to start "
+            "with a new key: every browser then gets a new identity and cannot reach its earlier chats."
+        )
+    return key
 
 
 def _create_secret(path: Path) -> bytes:
     """Write a new key to a 0600 temporary file and link it into place: a second app starting on the
-    same data dir at the same moment reads the first one's key instead of replacing it."""
+    same data dir at the same moment reads the first one's key instead of replacing it. Where the
+    file system has no hard links, the key file is created exclusively instead."""
     key = secrets.token_hex(32)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".identity-", suffix=".tmp")  # mkstemp: mode 0600
     try:
@@ -89,8 +112,23 @@ def _create_secret(path: Path) -> bytes:
             os.link(tmp, path)
         except FileExistsError:
             return _read_secret(path)
+        except OSError:  # no hard links here (some network, FUSE and Windows-shared file systems)
+            return _create_exclusive(path, key)
     finally:
         os.unlink(tmp)
+    return key.encode()
+
+
+def _create_exclusive(path: Path, key: str) -> bytes:
+    """Create ``path`` (0600) holding ``key``, unless another app created it first: then its key."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     return key.encode()
 
 
@@ -136,20 +174,25 @@ class BrowserIdentities:
 
     def set_cookie_header(self, value: str, *, secure: bool) -> str:
         """The ``Set-Cookie`` value for ``value`` (see the module docstring for the attributes)."""
-        same_site = "SameSite=None; Secure" if secure else "SameSite=Lax"
+        same_site = "SameSite=None; Secure; Partitioned" if secure else "SameSite=Lax"
         return f"{COOKIE_NAME}={value}; Path=/; Max-Age={MAX_AGE_SECONDS}; HttpOnly; {same_site}"
 
 
 def request_cookies(scope: Scope) -> dict[str, str]:
-    """The cookies of an ASGI request (a malformed Cookie header counts as none)."""
-    jar: SimpleCookie = SimpleCookie()
+    """The cookies of an ASGI request, parsed as the handlers parse them (Starlette's parser, which
+    keeps the others when one is malformed)."""
+    cookies: dict[str, str] = {}
     for name, value in scope.get("headers") or []:
         if name == b"cookie":
-            try:
-                jar.load(value.decode("latin-1"))
-            except CookieError:
-                continue
-    return {key: morsel.value for key, morsel in jar.items()}
+            cookies.update(cookie_parser(value.decode("latin-1")))
+    return cookies
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope.get("headers") or []:
+        if name == wanted:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def came_over_https(scope: Scope) -> bool:
@@ -157,16 +200,94 @@ def came_over_https(scope: Scope) -> bool:
     A forged header only makes the cookie Secure, which hurts no one but the forger."""
     if scope.get("scheme") in ("https", "wss"):
         return True
+    forwarded = _header(scope, b"x-forwarded-proto")
+    return forwarded is not None and forwarded.split(",")[0].strip().lower() == "https"
+
+
+def _host_port(netloc: str, scheme: str) -> tuple[str, int] | None:
+    """(host, port) of ``host[:port]``, the port defaulting to the scheme's; None if unparsable."""
+    try:
+        parts = urlsplit(f"//{netloc.strip()}")
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.hostname.lower(), port if port is not None else (443 if scheme == "https" else 80)
+
+
+def cross_origin(scope: Scope) -> bool:
+    """Whether another origin (another site's page, a sibling subdomain, a sandboxed frame) made this
+    request, so that its identity cookie must not count.
+
+    Browsers say so in ``Sec-Fetch-Site``, which no page can set: anything but ``same-origin`` or
+    ``none`` (typed, bookmarked) is foreign, except a plain navigation (GET, ``Sec-Fetch-Mode:
+    navigate``), whose answer the other site cannot read: following a link to the app, or
+    huggingface.co loading the Space into its iframe. Without that header (older browsers), an
+    ``Origin`` whose scheme is not the one the request came over, or whose host is neither ``Host``
+    nor ``X-Forwarded-Host`` (the proxy's public name), is foreign; ``Origin: null`` always is.
+    """
+    method = str(scope.get("method", "GET")).upper()
+    site = _header(scope, b"sec-fetch-site")
+    if site is not None:
+        if site.strip().lower() in ("same-origin", "none"):
+            return False
+        mode = (_header(scope, b"sec-fetch-mode") or "").strip().lower()
+        return not (method in ("GET", "HEAD") and mode == "navigate")
+    origin = _header(scope, b"origin")
+    if origin is None:
+        return False
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return True
+    if parts.scheme not in ("http", "https"):
+        return True  # "null": a sandboxed frame, a file, a privacy-sensitive redirect
+    scheme = "https" if came_over_https(scope) else "http"  # the scheme the browser used to reach this server
+    if parts.scheme != scheme:
+        return True
+    origin_host = _host_port(parts.netloc, scheme)
+    candidates = [_header(scope, b"host") or ""]
+    forwarded = _header(scope, b"x-forwarded-host")
+    if forwarded:
+        candidates.append(forwarded.split(",")[0])
+    return origin_host is None or all(_host_port(c, scheme) != origin_host for c in candidates)
+
+
+def without_identity_cookie(scope: Scope) -> Scope:
+    """A copy of ``scope`` whose Cookie headers no longer carry the identity cookie (the others stay)."""
+    headers = []
     for name, value in scope.get("headers") or []:
-        if name == b"x-forwarded-proto":
-            return value.decode("latin-1").split(",")[0].strip().lower() == "https"
-    return False
+        if name == b"cookie":
+            kept = [chunk for chunk in value.decode("latin-1").split(";")
+                    if chunk.partition("=")[0].strip() != COOKIE_NAME]
+            if not any(chunk.strip() for chunk in kept):
+                continue
+            value = ";".join(kept).strip().encode("latin-1")
+        headers.append((name, value))
+    return {**scope, "headers": headers}
+
+
+def _private_cache(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` of a response that sets a cookie, with ``Cache-Control`` made ``private``: no shared
+    cache (a CDN, a company proxy) may keep it and hand one visitor's identity to others. The
+    response's own directives stay, less those for shared caches."""
+    directives: list[str] = []
+    others = []
+    for name, value in headers:
+        if name.lower() == b"cache-control":
+            directives += [d.strip() for d in value.decode("latin-1").split(",") if d.strip()]
+        else:
+            others.append((name, value))
+    kept = [d for d in directives if d.split("=")[0].strip().lower() not in ("public", "s-maxage", "private")]
+    return [*others, (b"cache-control", ", ".join(["private", *kept]).encode("latin-1"))]
 
 
 class BrowserIdentityMiddleware:
     """Gives every browser that arrives without a valid identity cookie a new one (pure ASGI, so
     streamed responses pass through untouched). Handlers read the cookie the browser sends with
-    its next requests; the page that set it sends it with every Gradio event after it loaded."""
+    its next requests; the page that set it sends it with every Gradio event after it loaded.
+    Requests from other origins lose the cookie and get none (``cross_origin``)."""
 
     def __init__(self, app: ASGIApp, identities: BrowserIdentities) -> None:
         self.app = app
@@ -176,14 +297,21 @@ class BrowserIdentityMiddleware:
         if scope["type"] != "http" or str(scope.get("path", "")).startswith(UNCOOKIED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        if self.identities.user_name(request_cookies(scope)) is not None:
-            await self.app(scope, receive, send)
-            return
-        header = self.identities.set_cookie_header(self.identities.new_cookie_value(), secure=came_over_https(scope))
+        header: str | None = None
+        if cross_origin(scope):
+            scope = without_identity_cookie(scope)  # acts for nobody's chats, and sets no cookie
+        elif self.identities.user_name(request_cookies(scope)) is None:
+            header = self.identities.set_cookie_header(self.identities.new_cookie_value(),
+                                                       secure=came_over_https(scope))
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"set-cookie", header.encode("latin-1"))]
+                headers = list(message.get("headers", []))
+                if header is not None:
+                    headers.append((b"set-cookie", header.encode("latin-1")))
+                if any(name.lower() == b"set-cookie" for name, _ in headers):
+                    headers = _private_cache(headers)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)

@@ -73,8 +73,11 @@ class SettingsCore(BaseModel):
     max_queue: Annotated[int, Field(ge=1), Setting(
         "queued generations past which the API answers 429 (default 64)", group=ACCOUNTS_GROUP)] = 64
     max_request_mb: Annotated[int, Field(ge=1), Setting(
-        "largest request body, in MB, before the server answers 413 (default 20; file uploads excepted)",
+        "largest request body, in MB, before the server answers 413 (default 20; file uploads: --max-upload-mb)",
         group=ACCOUNTS_GROUP)] = 20
+    max_upload_mb: Annotated[int, Field(ge=1), Setting(
+        "largest file uploaded through the web UI (a chat, a character, a backup archive), in MB (default 200)",
+        group=ACCOUNTS_GROUP)] = 200
     session_secret: Annotated[str | None, Setting(
         "the key that signs each browser's private-history cookie when the server is reachable without accounts "
         "(default: generated once into <data-dir>/browser-identity.key)", flag=None, in_file=False,

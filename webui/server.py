@@ -51,5 +51,6 @@ def create_app(ctx: AppContext) -> FastAPI:
         app, blocks, path="", theme=offline_theme(), footer_links=["api"], auth=login,
         allowed_paths=[str(ctx.settings.data_dir / "avatars")],  # character and persona pictures
         auth_message="Log in with the account the server's owner gave you." if accounts else None,
+        max_file_size=ctx.settings.max_upload_mb * 2**20,  # uploads skip --max-request-mb (webui.api.limits)
         **assets,
     )

@@ -352,3 +352,160 @@ def test_damaged_foreign_and_bomb_archives_are_refused(tmp_path: Path) -> None:
     r = app_py("import", str(tmp_path / "half.zip"), data_dir=tmp_path / "target")
     assert r.returncode == 1 and r.stderr.startswith("error: half.zip is not a zip archive")
     assert "Traceback" not in r.stderr
+
+
+def test_a_member_over_a_mib_is_checked_for_its_compression_ratio(tmp_path: Path) -> None:
+    """Not only members over 10 MiB: 2 MiB of zeros packs about 1000:1."""
+    archive = forged(tmp_path / "bomb.zip", {"chats/000001.json": CHAT, "presets/p.yaml": b"\0" * (2 * 2**20)})
+    target = open_dir(tmp_path / "target")
+    try:
+        with pytest.raises(ArchiveProblem, match="zip bomb"):
+            import_archive(archive, target)
+    finally:
+        target.close()
+
+
+@pytest.mark.parametrize("manifest", [
+    {"format": "webui-archive", "version": 1, "files": {"chats/000001.json": {"size": "x", "sha256": "y"}}},
+    {"format": "webui-archive", "version": 1, "files": {"chats/000001.json": []}},
+    {"format": "webui-archive", "version": 1, "files": {}, "counts": []},
+    {"format": "webui-archive", "version": 1, "files": {}, "counts": {"model_files_copied": "1"}},
+    {"format": "webui-archive", "version": 1, "files": {}, "models": "x", "models_dir": "/m"},
+    {"format": "webui-archive", "version": 1, "files": {}, "models_dir": 3},
+    {"format": "webui-archive", "version": 1, "files": []},
+])
+def test_a_hand_made_manifest_of_the_wrong_shape_is_refused_cleanly(tmp_path: Path, manifest: dict) -> None:
+    archive = forged(tmp_path / "odd.zip", {"chats/000001.json": CHAT}, manifest=manifest)
+    target = open_dir(tmp_path / "target")
+    try:
+        with pytest.raises(ArchiveProblem, match="manifest"):
+            import_archive(archive, target)
+    finally:
+        target.close()
+    assert snapshot(tmp_path / "target")["chats"] == {None: []}
+
+
+EVIL_SETTINGS = {
+    "user_name": "Eve", "port": 7999, "n_ctx": 2048, "threads": "many",  # threads: not a number, left out
+    "database_url": "postgresql://evil@attacker/db", "auth_file": "/tmp/evil-passwords", "auth": ["eve:pw"],
+    "api_keys": ["sk-evil"], "remote_api_key": "sk-evil", "listen": True, "host": "0.0.0.0",
+    "model": "http://attacker.example/v1", "loader": "remote", "models_dir": "/tmp/evil-models",
+    "characters_dirs": ["/etc"], "extensions": ["example"], "trust_remote_code": True, "max_request_mb": 9999,
+    "session_secret": "known", "not_a_setting": 1,
+}
+
+
+def test_import_writes_only_harmless_settings(tmp_path: Path) -> None:
+    """An archive decides nothing about where chats go, who connects or what runs: not from the CLI either."""
+    from webui.archive.layout import IMPORTABLE_SETTINGS
+    from webui.config import declared_settings
+
+    security = {"database_url", "auth", "auth_file", "api_keys", "remote_api_key", "listen", "host",
+                "session_secret", "model", "loader", "models_dir", "trust_remote_code", "characters_dirs",
+                "extensions", "max_request_mb", "max_upload_mb", "max_queue", "api_save_chats", "remote_model"}
+    assert security <= {name for name, _f, _s in declared_settings()} and not security & IMPORTABLE_SETTINGS
+    archive = forged(tmp_path / "evil.zip", {
+        "chats/000001.json": CHAT, "settings.yaml": yaml.safe_dump(EVIL_SETTINGS).encode(),
+        "models/evil/modeling_evil.py": b"print('hi')\n",
+        "model-settings.json": json.dumps(
+            {"/m/evil": {"loader": "transformers", "options": {"trust_remote_code": True, "dtype": "auto"}}}).encode(),
+    })
+    fresh = tmp_path / "fresh"
+    r = app_py("import", str(archive), data_dir=fresh)
+    assert r.returncode == 0, r.stderr
+    assert yaml.safe_load((fresh / "settings.yaml").read_text()) == {"user_name": "Eve", "port": 7999, "n_ctx": 2048}
+    refused = next(line for line in r.stdout.splitlines() if line.startswith("Left out for safety"))
+    for key in set(EVIL_SETTINGS) - {"user_name", "port", "n_ctx"}:
+        assert f"settings.yaml: {key}" in refused
+    assert json.loads((fresh / "model-settings.json").read_text()) == {
+        "/m/evil": {"loader": "transformers", "options": {"dtype": "auto"}}}
+    settings = load_settings({"data_dir": str(fresh)}, environ={})  # the app starts with what was written
+    assert (settings.database_url, settings.listen, settings.model, settings.auth_file) == (None, False, None, None)
+    # only harmful keys: no settings.yaml at all
+    only_bad = forged(tmp_path / "bad.zip", {"settings.yaml": b"listen: true\ndatabase_url: sqlite:////tmp/x.db\n"})
+    other = tmp_path / "other"
+    r = app_py("import", str(only_bad), data_dir=other)
+    assert r.returncode == 0 and not (other / "settings.yaml").exists(), r.stderr
+    assert "settings.yaml: listen, settings.yaml: database_url" in r.stdout
+
+
+def test_a_file_created_while_importing_is_never_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from webui.archive import restore
+
+    target = tmp_path / "presets" / "Warm.yaml"
+
+    def someone_else_writes_first(tmp: Path) -> None:
+        target.write_bytes(b"theirs")  # after _place looked, before the file is put in place
+        tmp.write_bytes(b"ours")
+
+    assert restore._place(target, someone_else_writes_first, lambda t: t.read_bytes() == b"ours") == "kept"
+    assert target.read_bytes() == b"theirs" and [p.name for p in target.parent.iterdir()] == ["Warm.yaml"]
+    # where the file system has no hard links: O_EXCL, same guarantee
+    import errno
+    import os
+
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "no hard links here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    other = tmp_path / "presets" / "Cold.yaml"
+
+    def race(tmp: Path) -> None:
+        other.write_bytes(b"theirs")
+        tmp.write_bytes(b"ours")
+
+    assert restore._place(other, race, lambda t: False) == "kept" and other.read_bytes() == b"theirs"
+    fresh = tmp_path / "presets" / "New.yaml"
+    assert restore._place(fresh, lambda tmp: tmp.write_bytes(b"ours"), lambda t: False) == "added"
+    assert fresh.read_bytes() == b"ours" and sorted(p.name for p in fresh.parent.iterdir()) == [
+        "Cold.yaml", "New.yaml", "Warm.yaml"]
+
+
+def chat_json(title: str, text: str) -> bytes:
+    return json.dumps({"format": "webui-chat", "title": title,
+                       "messages": [{"role": "user", "versions": [text]}]}).encode()
+
+
+def test_a_failure_halfway_names_the_chats_already_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    archive = forged(tmp_path / "three.zip", {f"chats/00000{i}.json": chat_json(f"c{i}", "x") for i in (1, 2, 3)})
+    target = open_dir(tmp_path / "target")
+    real = target.chats.import_conversation
+    calls = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target.chats, "import_conversation", flaky)
+    try:
+        with pytest.raises(ArchiveProblem, match=r"2 of its 3 chats were imported \(chats/000001.json to "
+                                                 r"chats/000002.json\); importing the archive again would add"):
+            import_archive(archive, target)
+    finally:
+        target.close()
+    assert sorted(c["title"] for c in snapshot(tmp_path / "target")["chats"][None]) == ["c1", "c2"]
+
+
+def test_chats_are_parsed_and_imported_one_at_a_time(tmp_path: Path) -> None:
+    """Memory holds one chat, not the archive's all: 16 chats of 1 MiB each, the peak far under 16 MiB."""
+    import os
+    import tracemalloc
+
+    chats = {f"chats/{i:06d}.json": chat_json(f"c{i}", os.urandom(2**19).hex()) for i in range(1, 17)}
+    archive = forged(tmp_path / "many.zip", chats)
+    target = open_dir(tmp_path / "target")
+    try:
+        tracemalloc.start()
+        try:
+            report = import_archive(archive, target)
+            _size, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        target.close()
+    assert report.chats == 16
+    assert peak < 10 * 2**20, f"peak {peak / 2**20:.1f} MiB"

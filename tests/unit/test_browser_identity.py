@@ -3,11 +3,13 @@ the key in the data dir, the middleware that issues it, and when the rule applie
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
 from webui.browser_identity import (
@@ -17,6 +19,7 @@ from webui.browser_identity import (
     BrowserIdentities,
     BrowserIdentityMiddleware,
     browser_identities,
+    cross_origin,
     load_secret,
 )
 from webui.config import Settings, is_loopback, load_settings
@@ -83,10 +86,30 @@ def test_the_key_from_the_environment_wins_and_must_be_long(tmp_path: Path) -> N
         load_secret(Settings(data_dir=tmp_path, session_secret="short"))
 
 
-def test_a_damaged_key_file_is_reported(tmp_path: Path) -> None:
-    (tmp_path / SECRET_FILE).write_text("")
-    with pytest.raises(UserFacingError, match="damaged"):
+def test_without_hard_links_the_key_is_created_exclusively(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(src: str, dst: str) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    settings = Settings(data_dir=tmp_path, listen=True)
+    first = load_secret(settings)
+    path = tmp_path / SECRET_FILE
+    assert len(first) == 64 and path.read_text().strip() == first.decode()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [SECRET_FILE]
+    assert load_secret(settings) == first
+
+
+@pytest.mark.parametrize("content", [b"", b"short\n", b"\xff" * 64, b"a" * 20 + b" " + b"b" * 20])
+def test_a_damaged_key_file_stops_the_start_with_what_to_do(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / SECRET_FILE
+    path.write_bytes(content)
+    with pytest.raises(UserFacingError) as caught:
         load_secret(Settings(data_dir=tmp_path))
+    message = str(caught.value)
+    assert str(path) in message and "damaged" in message and "Restore it from a backup" in message
+    assert "delete it" in message and "new identity" in message
+    assert path.read_bytes() == content  # never replaced behind the owner's back
 
 
 # -- when it applies --------------------------------------------------------------------------
@@ -120,8 +143,16 @@ def client() -> TestClient:
     app = FastAPI()
 
     @app.get("/")
-    def page() -> dict[str, str]:
-        return {"page": "ok"}
+    def page(request: Request) -> dict[str, str]:
+        return {"page": "ok", **request.cookies}
+
+    @app.post("/gradio_api/queue/join")
+    def join(request: Request) -> dict[str, str]:
+        return dict(request.cookies)
+
+    @app.get("/assets/app.js")
+    def asset(request: Request) -> Response:
+        return Response("js", headers={"cache-control": "public, max-age=3600, s-maxage=600"})
 
     @app.get("/v1/models")
     def models() -> dict[str, str]:
@@ -158,9 +189,92 @@ def test_a_tampered_cookie_is_replaced_by_a_new_identity(client: TestClient) -> 
 
 def test_over_https_the_cookie_is_secure_and_survives_the_space_iframe(client: TestClient) -> None:
     header = set_cookie(client.get("/", headers={"x-forwarded-proto": "https"}))
-    assert "Secure" in header and "SameSite=None" in header and "HttpOnly" in header
+    for attribute in ("Secure", "SameSite=None", "Partitioned", "HttpOnly"):
+        assert attribute in header
+    assert "Partitioned" not in set_cookie(client.get("/"))  # plain HTTP: Lax, and CHIPS needs Secure
 
 
 def test_the_api_gets_no_cookie(client: TestClient) -> None:
     assert set_cookie(client.get("/v1/models")) == ""
-    assert set_cookie(client.get("/", headers={"cookie": "broken=\"; junk"})) != ""
+    # a header with no identity cookie in it (here a malformed one) earns a new identity
+    assert set_cookie(client.get("/", headers={"cookie": "broken=\"; junk"})).startswith(COOKIE_NAME + "=")
+
+
+@pytest.mark.parametrize("others", [
+    'g_state={"i_l":0}',  # a JSON value (Google's sign-in cookie)
+    'broken="; junk',  # a stray quote
+    "a b=c",  # a space in a name
+    "ÿ=1",  # not ASCII
+])
+def test_a_valid_cookie_after_a_malformed_one_is_kept(client: TestClient, others: str) -> None:
+    value = BrowserIdentities(KEY).new_cookie_value()
+    response = client.get("/", headers={"cookie": f"{others}; {COOKIE_NAME}={value}".encode("latin-1")})
+    assert set_cookie(response) == "" and response.json()[COOKIE_NAME] == value
+
+
+def test_a_response_that_sets_the_cookie_is_private_to_the_browser(client: TestClient) -> None:
+    first = client.get("/")
+    assert set_cookie(first) and first.headers["cache-control"] == "private"
+    # a cacheable asset fetched first: still cacheable by the browser, never by a shared cache
+    client.cookies.clear()
+    asset = client.get("/assets/app.js")
+    assert set_cookie(asset) and asset.headers["cache-control"] == "private, max-age=3600"
+    value = set_cookie(first).split(";")[0].split("=", 1)[1]
+    client.cookies.clear()
+    kept = client.get("/assets/app.js", headers={"cookie": f"{COOKIE_NAME}={value}"})
+    assert set_cookie(kept) == "" and kept.headers["cache-control"] == "public, max-age=3600, s-maxage=600"
+
+
+HOST = "someone-demo.hf.space"
+
+
+@pytest.mark.parametrize(("headers", "foreign"), [
+    ({"origin": f"https://{HOST}"}, False),
+    ({"origin": f"https://{HOST}:443"}, False),
+    ({"origin": f"https://{HOST.upper()}"}, False),
+    ({"origin": f"https://{HOST}", "sec-fetch-site": "same-origin", "sec-fetch-mode": "cors"}, False),
+    ({"sec-fetch-site": "none", "sec-fetch-mode": "navigate"}, False),  # typed into the address bar
+    ({"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}, False),  # a link, the Space's iframe
+    ({"origin": "https://public.example", "x-forwarded-host": "public.example"}, False),  # behind a proxy
+    ({}, False),  # no Origin, no Sec-Fetch-*: not a browser's cross-site request
+    ({"origin": "https://evil.example"}, True),
+    ({"origin": f"http://{HOST}"}, True),  # another scheme: another origin
+    ({"origin": f"http://{HOST}", "x-forwarded-proto": "http"}, True),
+    ({"origin": "https://public.example", "x-forwarded-host": "public.example:443"}, False),
+    ({"origin": f"https://{HOST}:8443"}, True),
+    ({"origin": f"https://{HOST}.evil.example"}, True),
+    ({"origin": "null"}, True),
+    ({"origin": "https://evil.example", "sec-fetch-site": "cross-site", "sec-fetch-mode": "cors"}, True),
+    ({"origin": "https://b.hf.space", "sec-fetch-site": "same-site", "sec-fetch-mode": "cors"}, True),
+    ({"sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors"}, True),
+    # Sec-Fetch-Site cannot be set by a page; Origin matching a forged X-Forwarded-Host does not help then
+    ({"origin": "https://evil.example", "x-forwarded-host": "evil.example", "sec-fetch-site": "cross-site",
+      "sec-fetch-mode": "cors"}, True),
+])
+def test_which_requests_come_from_another_origin(headers: dict[str, str], foreign: bool) -> None:
+    scope = {"type": "http", "method": "POST", "scheme": "https", "headers": [(b"host", HOST.encode())]
+             + [(k.encode(), v.encode()) for k, v in headers.items()]}
+    if headers.get("sec-fetch-mode") == "navigate" or not headers:
+        scope["method"] = "GET"
+    assert cross_origin(scope) is foreign
+
+
+def test_a_cross_site_form_post_is_foreign_though_it_navigates() -> None:
+    scope = {"type": "http", "method": "POST", "headers": [(b"host", HOST.encode()), (b"sec-fetch-site", b"cross-site"),
+                                                            (b"sec-fetch-mode", b"navigate")]}
+    assert cross_origin(scope)
+
+
+def test_another_origin_acts_without_the_cookie_and_gets_none(client: TestClient) -> None:
+    value = BrowserIdentities(KEY).new_cookie_value()
+    cookies = f"theme=dark; {COOKIE_NAME}={value}; lang=en"
+    same = client.post("/gradio_api/queue/join", headers={"cookie": cookies, "origin": "http://testserver"})
+    assert same.json() == {"theme": "dark", COOKIE_NAME: value, "lang": "en"} and set_cookie(same) == ""
+    for headers in ({"origin": "https://evil.example"},
+                    {"sec-fetch-site": "cross-site", "sec-fetch-mode": "cors", "origin": "https://evil.example"}):
+        foreign = client.post("/gradio_api/queue/join", headers={"cookie": cookies, **headers})
+        assert foreign.json() == {"theme": "dark", "lang": "en"}  # only the identity cookie is gone
+        assert set_cookie(foreign) == ""  # and none replaces the visitor's own
+    only = client.post("/gradio_api/queue/join", headers={"cookie": f"{COOKIE_NAME}={value}",
+                                                         "origin": "https://evil.example"})
+    assert only.json() == {} and set_cookie(only) == ""

@@ -20,12 +20,13 @@ from tests.support.ui_context import param_values, ui_context
 from webui.api import openai_routes
 from webui.api.auth import Authenticator, load_api_keys
 from webui.api.errors import install_error_handlers
-from webui.browser_identity import COOKIE_NAME
+from webui.browser_identity import COOKIE_NAME, USER_PREFIX
 from webui.context import AppContext
+from webui.server import create_app
 from webui.ui import backup, characters_tab, chat_list, chat_messages, chat_tab
 from webui.ui import chat_view as view
 from webui.ui.live_reply import LiveReplies
-from webui.ui.session import current_user_id, reply_owner
+from webui.ui.session import NOBODY, current_user_id, reply_owner
 
 SECRET = "My bank PIN is 4921"
 CHAT = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 3}
@@ -150,6 +151,72 @@ def test_local_without_accounts_stays_the_single_user_app(tmp_path: Path, fake_b
         request = SimpleNamespace(username=None, session_hash="p", cookies={})
         assert current_user_id(ctx, request) is None and current_user_id(ctx, None) is None
         assert reply_owner(ctx, request) is None
+
+
+def test_a_visitor_who_only_looks_adds_no_user_row(ctx: AppContext) -> None:
+    a, b = visitor(ctx, "page-a"), visitor(ctx, "page-b")
+    cookieless = [SimpleNamespace(username=None, session_hash=f"page-{n}", cookies={}) for n in range(5)]
+    for request in (a, b, *cookieless):  # page loads, searches, persona lists: reads only
+        assert listed(ctx, request) == [] and chat_list.search(ctx, "PIN", request)["choices"] == []
+        assert characters_tab.persona_choice_update(ctx, request)["choices"] == []
+        assert current_user_id(ctx, request) == NOBODY
+    assert ctx.repo.users() == {}
+    # the first thing saved creates the identity's row, and only that one
+    send(ctx, None, SECRET, a)
+    characters_tab.save_persona(ctx, "Secret Agent", "Works at the bank.", None, b)
+    assert sorted(ctx.repo.users()) == sorted(USER_PREFIX + str(ctx.browsers.identity(v.cookies[COOKIE_NAME]))
+                                              for v in (a, b))  # type: ignore[union-attr]
+    assert current_user_id(ctx, a) not in (None, NOBODY) and listed(ctx, a) == [SECRET]
+    # nothing can be saved for an identity without a row: the database refuses the owner
+    with pytest.raises(Exception, match="(?i)foreign key"):
+        ctx.repo.create_conversation("Orphan", "Assistant", NOBODY)
+
+
+# -- over HTTP: requests from other sites -----------------------------------------------------
+
+
+@pytest.fixture
+def web(ctx: AppContext) -> Iterator[TestClient]:
+    """The real app (API, identity middleware, Gradio UI) as the browser reaches it."""
+    with TestClient(create_app(ctx), base_url="https://someone-demo.hf.space") as client:
+        yield client
+
+
+def http_search(web: TestClient, query: str, cookie: str, **headers: str) -> Any:
+    """The chat search event over Gradio's HTTP API (as the page calls it), with ``cookie`` sent."""
+    deps = web.get("/config").json()["dependencies"]
+    index = next(i for i, dep in enumerate(deps) if dep.get("api_name") == "search")
+    response = web.post("/gradio_api/run/predict", headers={"cookie": f"{COOKIE_NAME}={cookie}", **headers},
+                        json={"data": [query], "fn_index": index, "session_hash": "an-attackers-page"})
+    assert response.status_code == 200, response.text
+    return response
+
+
+SAME_ORIGIN = [{"origin": "https://someone-demo.hf.space", "sec-fetch-site": "same-origin", "sec-fetch-mode": "cors"},
+               {"origin": "https://someone-demo.hf.space"},  # a browser without Sec-Fetch-* headers
+               {"origin": "https://public.example", "x-forwarded-host": "public.example"}]  # behind a proxy
+CROSS_ORIGIN = [{"origin": "https://evil.example", "sec-fetch-site": "cross-site", "sec-fetch-mode": "cors"},
+                {"origin": "https://evil.example"},
+                {"origin": "https://other-space.hf.space", "sec-fetch-site": "same-site", "sec-fetch-mode": "cors"},
+                {"origin": "null"},
+                # a page's own origin cannot be claimed: the browser's Sec-Fetch-Site says where it came from
+                {"origin": "https://someone-demo.hf.space", "sec-fetch-site": "cross-site", "sec-fetch-mode": "cors"}]
+
+
+def test_another_site_cannot_use_a_visitors_cookie_to_read_their_chats(ctx: AppContext, web: TestClient) -> None:
+    a = visitor(ctx, "page-a")
+    send(ctx, None, SECRET, a)
+    cookie = a.cookies[COOKIE_NAME]
+    for headers in SAME_ORIGIN:  # the page itself, also inside the huggingface.co iframe
+        found = http_search(web, "PIN", cookie, **headers)
+        assert [c[0] for c in found.json()["data"][0]["choices"]] == [f"{SECRET} — {SECRET}"], headers
+        assert "set-cookie" not in found.headers
+    for headers in CROSS_ORIGIN:
+        found = http_search(web, "PIN", cookie, **headers)
+        assert found.json()["data"][0]["choices"] == [] and "4921" not in json.dumps(found.json()["data"]), headers
+        assert "set-cookie" not in found.headers  # the visitor's own cookie is not replaced either
+    assert listed(ctx, a) == [SECRET] and ctx.repo.users() == {  # the attempts added no identity
+        USER_PREFIX + str(ctx.browsers.identity(cookie)): current_user_id(ctx, a)}  # type: ignore[union-attr]
 
 
 # -- the API without a key --------------------------------------------------------------------

@@ -7,8 +7,9 @@ each one checking:
   413 as soon as it is known: at once when ``Content-Length`` says so, else when the bytes received
   pass the limit. The body is never held: the rest of it is read and thrown away (up to
   ``DRAIN_BYTES``, so an ordinary client sees the 413 instead of a reset connection), then the
-  connection closes. Gradio's file upload (``.../upload``, written to disk in parts) is exempt; its
-  own ``max_file_size`` applies.
+  connection closes. Gradio's file upload (``.../upload``, written to disk in parts, never held) is
+  exempt: ``webui.server`` passes ``max_file_size`` (the ``--max-upload-mb`` setting, 200 MB by
+  default) to ``gr.mount_gradio_app``, and Gradio answers 413 to a larger file.
 - A JSON body to ``/v1`` or ``/api`` nested deeper than ``MAX_JSON_DEPTH`` is answered 400 before
   anything parses it (``json.loads`` would raise ``RecursionError`` at about 1,000 levels; fewer
   levels would still reach code that walks them recursively).

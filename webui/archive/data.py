@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from webui.archive.layout import (
+    IMPORTABLE_SETTINGS,
     JSON_SETTINGS,
     LIBRARY_DIRS,
     LORAS_DIR,
@@ -20,6 +22,7 @@ from webui.archive.layout import (
     ArchiveProblem,
     safe_part,
 )
+from webui.bounded_parse import load_yaml
 from webui.config import Settings
 from webui.engine.options import NOT_SAVED
 from webui.storage.db import ensure_data_dir, open_database, sqlite_url
@@ -76,6 +79,9 @@ def model_files(models_path: Path) -> Iterator[tuple[str, Path]]:
             yield rel.as_posix(), path
 
 
+UNTRUSTED_MODEL_OPTIONS = frozenset({"trust_remote_code", *NOT_SAVED})
+
+
 def secret_settings() -> dict[str, str]:
     """settings.yaml keys left out of an archive, with why."""
     return {**SERVER_ONLY_SETTINGS, **{name: "an API key" for name in NOT_SAVED}}
@@ -101,6 +107,59 @@ def exported_settings_yaml(path: Path) -> tuple[bytes, list[str]]:
     kept = {key: value for key, value in data.items() if key not in secrets}
     notes = [f"settings.yaml: {key} ({secrets[key]})" for key in dropped]
     return yaml.safe_dump(kept, sort_keys=False, allow_unicode=True).encode("utf-8"), notes
+
+
+def imported_settings_yaml(raw: bytes) -> tuple[bytes | None, list[str]]:
+    """An archive's settings.yaml as an import may write it, and the keys it leaves out.
+
+    Only the keys of ``IMPORTABLE_SETTINGS`` with a value this app accepts are kept: a settings file
+    decides which model runs, where chats are stored and sent, who can connect and what code runs,
+    and an archive is not trusted with that (``listen``, ``database_url``, ``model``, ``auth_file``,
+    ``trust_remote_code``... are set by whoever runs the install). Without left-out keys the file
+    is kept byte for byte (comments too); otherwise the remaining mapping is written anew; None
+    when nothing is left (or the file is not a YAML mapping).
+    """
+    try:
+        data = load_yaml(raw.decode("utf-8-sig")) or {}
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return None, ["settings.yaml (not readable YAML)"]
+    if not isinstance(data, dict):
+        return None, ["settings.yaml (not a mapping of settings)"]
+    kept, dropped = {}, []
+    for key, value in data.items():
+        if key in IMPORTABLE_SETTINGS and _valid_setting(key, value):
+            kept[key] = value
+        else:
+            dropped.append(str(key))
+    notes = [f"settings.yaml: {key}" for key in dropped]
+    if not dropped:
+        return raw, []
+    if not kept:
+        return None, notes
+    return yaml.safe_dump(kept, sort_keys=False, allow_unicode=True).encode("utf-8"), notes
+
+
+def _valid_setting(key: str, value: Any) -> bool:
+    """Whether the app would start with ``key: value`` in its settings file."""
+    try:
+        Settings(**{key: value})
+    except (ValidationError, TypeError, ValueError):
+        return False
+    return True
+
+
+def imported_model_settings(entries: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """model-settings.json entries as an import adds them: without ``trust_remote_code`` (whether a
+    model's own Python code runs is not an archive's decision) nor API keys; and how many were cut."""
+    cut = 0
+    out: dict[str, Any] = {}
+    for key, entry in entries.items():
+        if isinstance(entry, dict) and isinstance(entry.get("options"), dict):
+            options = {k: v for k, v in entry["options"].items() if k not in UNTRUSTED_MODEL_OPTIONS}
+            cut += len(entry["options"]) - len(options)
+            entry = {**entry, "options": options}
+        out[key] = entry
+    return out, cut
 
 
 def exported_json_settings(path: Path) -> bytes:

@@ -51,6 +51,16 @@ SERVER_ONLY_SETTINGS: dict[str, str] = {
     "auth_file": "the path of a password file",
     "database_url": "where this install stores its chats",
 }
+# settings.yaml keys an import writes (when the target has no settings.yaml): preferences that decide
+# nothing about who can connect, where chats are stored or sent, which model or code runs, or the
+# server's limits. Every other key (and any key added later) is left out and named in the report.
+IMPORTABLE_SETTINGS = frozenset({
+    "user_name", "port",
+    # how the chosen model is loaded (not which one, nor trust_remote_code)
+    "load_in_8bit", "load_in_4bit", "quantization", "use_mmap", "dtype", "quant_type", "compute_dtype",
+    "use_double_quant", "device_map", "attn_implementation", "compile", "n_gpu_layers", "n_ctx", "threads",
+    "n_batch", "flash_attn", "cache_type", "use_mlock", "tensor_split",
+})
 
 Kind = Literal["manifest", "chat", "personas", "persona_avatar", "library", "lora", "settings", "model"]
 _CHAT = re.compile(r"^\d{1,9}\.json$")
@@ -67,14 +77,24 @@ class ArchiveLimits:
     """What an import accepts before it reads a member's content (zip-bomb guards).
 
     Sizes are the uncompressed sizes the zip declares; reading never goes past them. Models (only
-    in an archive made with --include-models) are bounded by the free disk space instead.
+    in an archive made with --include-models) are bounded by the free disk space instead. These
+    defaults are the command line's (the operator importing their own backup); an archive uploaded
+    through the web page gets the much smaller ``WEB_LIMITS``.
     """
 
     max_members: int = 100_000
     max_member_bytes: int = 256 * 2**20
     max_content_bytes: int = 1024 * 2**20  # everything but models, together
     max_ratio: int = 200  # uncompressed / compressed, for members larger than ratio_floor
-    ratio_floor: int = 10 * 2**20
+    ratio_floor: int = 2**20  # smaller members are exempt (a short JSON file packs far better than 200:1)
+    where: str = "python app.py import"  # named in the refusal, with the limit that applied
+
+
+# An archive uploaded through the web page: anyone who can open the page can send one, so what it
+# may unpack to (and insert into the database) is kept small; larger backups go through the CLI.
+WEB_LIMITS = ArchiveLimits(
+    max_members=20_000, max_member_bytes=32 * 2**20, max_content_bytes=64 * 2**20, where="the web page",
+)
 
 
 @dataclass(frozen=True)
@@ -133,7 +153,7 @@ def check_size(info: zipfile.ZipInfo, member: Member, limits: ArchiveLimits) -> 
     if info.file_size > limits.max_member_bytes:
         raise ArchiveProblem(
             f"the archive member {info.filename!r} would unpack to {info.file_size // 2**20} MiB, "
-            f"more than the {limits.max_member_bytes // 2**20} MiB allowed; refused"
+            f"more than the {limits.max_member_bytes // 2**20} MiB allowed from {limits.where}; refused"
         )
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size > limits.ratio_floor and ratio > limits.max_ratio:

@@ -1,18 +1,28 @@
 """Check an archive completely, then import it into a data dir without overwriting anything there.
 
 Nothing is written until every member has been checked: its name (``layout.classify``), its
-declared size and compression ratio (zip-bomb guards), its size and sha256 against the manifest,
-and every chat and the persona list parsed. Then, for what is already there:
+declared size and compression ratio (zip-bomb guards), its size and sha256 against the manifest
+(whose shape is validated), and every chat and the persona list parsed. Chats are parsed one at a
+time, for the check and again for the import, so memory holds one chat, never the archive's all.
+Then, for what is already there:
 
-- chats are always added (importing one archive twice adds its chats twice);
+- chats are always added (importing one archive twice adds its chats twice), one database
+  transaction each (a long single transaction would lock a running server's database for the whole
+  import). Should one fail, the error names how many and which were imported, so that a re-run,
+  which would add those again, is not done blindly;
 - a persona whose name the owner already uses is kept, the imported one skipped;
 - a file (character, avatar, preset, template, LoRA metadata, settings.yaml, model file) that
   exists is kept and the imported one skipped (identical ones are counted as "already there");
-- model-settings.json and extensions.json are merged entry by entry: entries you have are kept.
+  it is linked into place, so a file created meanwhile is not overwritten either;
+- settings.yaml keeps only harmless keys (``layout.IMPORTABLE_SETTINGS``); every other key
+  (database_url, listen, host, auth_file, model, trust_remote_code...) is left out and named;
+- model-settings.json and extensions.json are merged entry by entry: entries you have are kept;
+  an imported model entry never brings ``trust_remote_code``.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -25,12 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from webui.archive.data import DataDir
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from webui.archive.data import DataDir, imported_model_settings, imported_settings_yaml
 from webui.archive.layout import (
     ARCHIVE_FORMAT,
     ARCHIVE_VERSION,
     MANIFEST,
     SETTINGS_FILES,
+    SETTINGS_YAML,
     ArchiveLimits,
     ArchiveProblem,
     Member,
@@ -43,17 +57,47 @@ from webui.chat.transfer import ImportProblem, parse_chat_file
 
 CHUNK = 1024 * 1024
 MAX_MANIFEST_BYTES = 16 * 2**20
+_NO_LINKS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+class _FileEntry(BaseModel):
+    size: StrictInt
+    sha256: StrictStr
+
+
+class Manifest(BaseModel):
+    """The manifest fields an import reads, with the types it relies on (others are allowed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: StrictStr
+    version: StrictInt
+    files: dict[str, _FileEntry]
+    counts: dict[str, StrictInt] = {}
+    models_dir: StrictStr | None = None
+    models: list[dict[str, Any]] = []
 
 
 @dataclass(frozen=True)
 class ImportOptions:
     """``owner``: put every chat and persona in this account (None: the anonymous history) instead
     of the accounts they were exported from (``keep_owners``). ``server_files``: also import
-    settings.yaml, model-settings.json, extensions.json and model files."""
+    model-settings.json and extensions.json, and (each when its own option allows) settings.yaml
+    and model files. The web page never imports settings.yaml nor models."""
 
     keep_owners: bool = True
     owner: str | None = None
     server_files: bool = True
+    settings_yaml: bool = True
+    models: bool = True
+
+    def takes(self, name: str, member: Member) -> bool:
+        """Whether this import writes the member (chats, personas and the library always)."""
+        if member.kind == "model":
+            return self.server_files and self.models
+        if member.kind == "settings":
+            return self.server_files and (self.settings_yaml or name != SETTINGS_YAML)
+        return True
 
 
 @dataclass
@@ -64,6 +108,7 @@ class ImportReport:
     same: list[str] = field(default_factory=list)  # already there, identical
     kept: list[str] = field(default_factory=list)  # yours kept, the imported one skipped
     skipped: list[str] = field(default_factory=list)  # left out by the options
+    refused: list[str] = field(default_factory=list)  # left out as not an archive's to decide
     owners: set[str] = field(default_factory=set)
 
     def lines(self) -> list[str]:
@@ -76,6 +121,8 @@ class ImportReport:
             out.append("Kept yours, skipped the imported one: " + ", ".join(self.kept) + ".")
         if self.skipped:
             out.append("Not imported here: " + ", ".join(self.skipped) + ".")
+        if self.refused:
+            out.append("Left out for safety (set them yourself if you want them): " + ", ".join(self.refused) + ".")
         if any(name.split(" ")[0] in SETTINGS_FILES for name in self.added):
             out.append("Settings take effect when the app is next started.")
         return out
@@ -83,17 +130,22 @@ class ImportReport:
 
 @dataclass
 class CheckedArchive:
-    """An archive that passed every check: its manifest, members and parsed chats and personas."""
+    """An archive that passed every check: its manifest, members, chat member names and personas."""
 
     zf: zipfile.ZipFile
-    manifest: dict[str, Any]
+    manifest: Manifest
     members: dict[str, tuple[zipfile.ZipInfo, Member]]
-    chats: list[dict[str, Any]]
+    chat_names: list[str]
     personas: list[dict[str, Any]]
 
     def read(self, name: str) -> bytes:
         info, _member = self.members[name]
         return _read_bounded(self.zf, info)
+
+    def chats(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(member name, chat with its "owner")``, parsed one at a time (never all held at once)."""
+        for name in self.chat_names:
+            yield name, _parse_chat(name, self.read(name))
 
 
 def _damaged(path: Path, why: object) -> ArchiveProblem:
@@ -145,12 +197,14 @@ def _check_members(zf: zipfile.ZipFile, limits: ArchiveLimits) -> dict[str, tupl
     if content > limits.max_content_bytes:
         raise ArchiveProblem(
             f"the archive would unpack to {content // 2**20} MiB besides models, more than the "
-            f"{limits.max_content_bytes // 2**20} MiB allowed; refused"
+            f"{limits.max_content_bytes // 2**20} MiB allowed from {limits.where}; refused"
         )
     return members
 
 
-def _check_manifest(path: Path, zf: zipfile.ZipFile, members: dict[str, tuple[zipfile.ZipInfo, Member]]) -> dict:
+def _check_manifest(
+    path: Path, zf: zipfile.ZipFile, members: dict[str, tuple[zipfile.ZipInfo, Member]]
+) -> Manifest:
     foreign = ArchiveProblem(f"{path.name} is not an archive exported by this app (no {ARCHIVE_FORMAT} manifest).")
     if MANIFEST not in members:
         raise foreign
@@ -171,9 +225,15 @@ def _check_manifest(path: Path, zf: zipfile.ZipFile, members: dict[str, tuple[zi
             f"{path.name} was made by a newer version of the app (archive format {version}; this one reads "
             f"up to {ARCHIVE_VERSION}). Update the app to import it."
         )
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
+    if not isinstance(manifest.get("files"), dict):
         raise _damaged(path, "its manifest has no file list")
+    try:
+        checked = Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise _damaged(path, f"its manifest's {where} is malformed: {first['msg']}") from exc
+    files = checked.files
     listed, present = set(files), set(members) - {MANIFEST}
     if listed != present:
         extra = sorted(present - listed)
@@ -182,24 +242,32 @@ def _check_manifest(path: Path, zf: zipfile.ZipFile, members: dict[str, tuple[zi
     for name in sorted(present):
         info = members[name][0]
         expected = files[name]
-        if info.file_size != expected.get("size"):
+        if info.file_size != expected.size:
             raise _damaged(path, f"{name!r} has another size than its manifest says")
-        if _sha256(zf, info) != expected.get("sha256"):
+        if _sha256(zf, info) != expected.sha256:
             raise _damaged(path, f"{name!r} does not match its checksum")
-    return manifest
+    return checked
 
 
-def _parse_chats(archive: CheckedArchive) -> None:
-    for name in sorted(n for n, (_i, m) in archive.members.items() if m.kind == "chat"):
-        raw = archive.read(name)
+def _parse_chat(name: str, raw: bytes) -> dict[str, Any]:
+    """One chat member as ``import_conversation`` takes it, plus its "owner"; raises ArchiveProblem."""
+    try:
+        chat = parse_chat_file(raw, name)
+        owner = json.loads(raw.decode("utf-8-sig")).get("owner")
+    except (ImportProblem, ValueError, AttributeError) as exc:
+        raise ArchiveProblem(f"the archive's {name} is not a chat ({exc})") from exc
+    if owner is not None and not (isinstance(owner, str) and owner.strip()):
+        raise ArchiveProblem(f"the archive's {name} names no valid owner")
+    return {**chat, "owner": owner}
+
+
+def _check_chats(archive: CheckedArchive) -> None:
+    """Parse every chat once, keeping none (the import parses each again as it writes it)."""
+    for name in archive.chat_names:
         try:
-            chat = parse_chat_file(raw, name)
-            owner = json.loads(raw.decode("utf-8-sig")).get("owner")
-        except (ImportProblem, ValueError, AttributeError) as exc:
-            raise ArchiveProblem(f"the archive's {name} is not a chat ({exc}); nothing was imported") from exc
-        if owner is not None and not (isinstance(owner, str) and owner.strip()):
-            raise ArchiveProblem(f"the archive's {name} names no valid owner; nothing was imported")
-        archive.chats.append({**chat, "owner": owner})
+            _parse_chat(name, archive.read(name))
+        except ArchiveProblem as exc:
+            raise ArchiveProblem(f"{exc}; nothing was imported") from exc
 
 
 def _parse_personas(archive: CheckedArchive) -> None:
@@ -239,8 +307,9 @@ def open_archive(path: Path, limits: ArchiveLimits | None = None) -> Iterator[Ch
         try:
             members = _check_members(zf, limits or ArchiveLimits())
             manifest = _check_manifest(path, zf, members)
-            archive = CheckedArchive(zf, manifest, members, [], [])
-            _parse_chats(archive)
+            chat_names = sorted(n for n, (_i, m) in members.items() if m.kind == "chat")
+            archive = CheckedArchive(zf, manifest, members, chat_names, [])
+            _check_chats(archive)
             _parse_personas(archive)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
             raise _damaged(path, exc) from exc
@@ -248,7 +317,14 @@ def open_archive(path: Path, limits: ArchiveLimits | None = None) -> Iterator[Ch
 
 
 def _place(target: Path, write: Any, same: Any) -> str:
-    """Write a new file via ``write(tmp_path)``: "added", or "same"/"kept" when ``target`` exists."""
+    """Write a new file via ``write(tmp_path)``: "added", or "same"/"kept" when ``target`` exists.
+
+    The finished file is hard-linked to ``target``, which fails when ``target`` exists: a file
+    created there after the first look (by the app, another import) is never overwritten. Where the
+    file system has no hard links, it is copied into a file opened with O_EXCL instead.
+    """
+    if target.is_symlink():
+        return "kept"  # a link of yours, left alone (and not followed)
     if target.exists():
         return "same" if same(target) else "kept"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -256,10 +332,32 @@ def _place(target: Path, write: Any, same: Any) -> str:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.replace(tmp, target)
+        try:
+            _link_new(Path(tmp), target)
+        except FileExistsError:
+            return "same" if same(target) else "kept"
     finally:
         Path(tmp).unlink(missing_ok=True)
     return "added"
+
+
+def _link_new(source: Path, target: Path) -> None:
+    """Make ``target`` a new file with ``source``'s content; FileExistsError when it exists."""
+    try:
+        os.link(source, target)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+    with source.open("rb") as src, target.open("xb") as out:  # "x": O_CREAT | O_EXCL
+        try:
+            shutil.copyfileobj(src, out, CHUNK)
+        except BaseException:
+            out.close()
+            target.unlink(missing_ok=True)
+            raise
 
 
 def _place_bytes(target: Path, data: bytes) -> str:
@@ -274,7 +372,7 @@ def _place_model(archive: CheckedArchive, name: str, target: Path) -> str:
             _read_bounded(archive.zf, info, out)
 
     def same(existing: Path) -> bool:
-        expected = archive.manifest["files"][name]["sha256"]
+        expected = archive.manifest.files[name].sha256
         return existing.stat().st_size == info.file_size and _file_sha256(existing) == expected
 
     return _place(target, write, same)
@@ -288,7 +386,9 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _merge_json(archive: CheckedArchive, name: str, target: Path, remap: dict[str, str]) -> tuple[str, str]:
+def _merge_json(
+    archive: CheckedArchive, name: str, target: Path, remap: dict[str, str], report: ImportReport
+) -> tuple[str, str]:
     """Add the archive's entries missing from ``target`` (a JSON object); yours are kept.
 
     Returns the outcome and how to name it in the report.
@@ -300,6 +400,10 @@ def _merge_json(archive: CheckedArchive, name: str, target: Path, remap: dict[st
     if not isinstance(incoming, dict):
         raise ArchiveProblem(f"the archive's {name} is not a JSON object")
     incoming = {remap.get(key, key): value for key, value in incoming.items()}
+    if name == "model-settings.json":
+        incoming, cut = imported_model_settings(incoming)
+        if cut:
+            report.refused.append(f"model-settings.json: trust_remote_code or API keys ({_entries(cut)})")
     if not target.exists():
         write_json_atomic(target, incoming, ensure_ascii=False)
         return "added", name
@@ -322,14 +426,14 @@ def _entries(n: int) -> str:
     return f"{n} entry" if n == 1 else f"{n} entries"
 
 
-def _model_key_remap(manifest: dict[str, Any], models_path: Path) -> dict[str, str]:
+def _model_key_remap(manifest: Manifest, models_path: Path) -> dict[str, str]:
     """model-settings.json keys under the exporting models dir, moved to ours (when models came along)."""
-    old = manifest.get("models_dir")
-    if not isinstance(old, str) or not manifest.get("counts", {}).get("model_files_copied"):
+    old = manifest.models_dir
+    if old is None or not manifest.counts.get("model_files_copied"):
         return {}
     new = models_path.expanduser().resolve()
     remap = {}
-    for model in manifest.get("models", []):
+    for model in manifest.models:
         path = model.get("path") if isinstance(model, dict) else None
         if isinstance(path, str) and path.startswith(old.rstrip("/\\") + os.sep):
             remap[path] = str(new / Path(path).relative_to(old))
@@ -337,32 +441,39 @@ def _model_key_remap(manifest: dict[str, Any], models_path: Path) -> dict[str, s
 
 
 def _needed_bytes(archive: CheckedArchive, options: ImportOptions) -> int:
-    return sum(
-        info.file_size for info, member in archive.members.values()
-        if options.server_files or member.kind not in ("settings", "model")
-    )
+    return sum(info.file_size for name, (info, member) in archive.members.items() if options.takes(name, member))
 
 
 def _import_files(archive: CheckedArchive, target: DataDir, options: ImportOptions, report: ImportReport) -> None:
-    remap = _model_key_remap(archive.manifest, target.models_path)
+    remap = _model_key_remap(archive.manifest, target.models_path) if options.models else {}
+    models_skipped = 0
     for name, (_info, member) in sorted(archive.members.items()):
-        if member.kind in ("settings", "model") and not options.server_files:
-            report.skipped.append(name)
+        if not options.takes(name, member):
+            if member.kind == "model":
+                models_skipped += 1
+            else:
+                report.skipped.append(name)
             continue
         label = name
         if member.kind in ("library", "lora"):
             outcome = _place_bytes(target.path / member.path, archive.read(name))
         elif member.kind == "settings" and name.endswith(".json"):
             outcome, label = _merge_json(
-                archive, name, target.path / name, remap if name == "model-settings.json" else {}
+                archive, name, target.path / name, remap if name == "model-settings.json" else {}, report
             )
         elif member.kind == "settings":
-            outcome = _place_bytes(target.path / name, archive.read(name))
+            data, refused = imported_settings_yaml(archive.read(name))
+            report.refused.extend(refused)
+            if data is None:
+                continue
+            outcome = _place_bytes(target.path / name, data)
         elif member.kind == "model":
             outcome = _place_model(archive, name, target.models_path / member.path)
         else:
             continue
         {"added": report.added, "same": report.same, "kept": report.kept}[outcome].append(label)
+    if models_skipped:
+        report.skipped.append(f"models/ ({models_skipped} model files)")
 
 
 def _user_id(target: DataDir, owner: str | None, report: ImportReport) -> int | None:
@@ -409,11 +520,32 @@ def import_archive(
             raise ArchiveProblem(f"Cannot write into {target.path}: {exc.strerror or exc}") from exc
         except zipfile.BadZipFile as exc:  # changed on disk since it was checked
             raise ArchiveProblem(f"{Path(path).name} became unreadable while importing ({exc})") from exc
-        for chat in archive.chats:
+        _import_chats(archive, target, options, report)
+    return report
+
+
+def _import_chats(archive: CheckedArchive, target: DataDir, options: ImportOptions, report: ImportReport) -> None:
+    """Each chat parsed, written (one transaction) and let go before the next; a failure names what
+    was imported already (a re-run would add those chats again)."""
+    imported: list[str] = []
+    try:
+        for name, chat in archive.chats():
             owner = chat["owner"] if options.keep_owners else options.owner
             target.chats.import_conversation(chat, _user_id(target, owner, report), keep_dates=True)
             report.chats += 1
-    return report
+            imported.append(name)
+            del chat
+    except (ArchiveProblem, SQLAlchemyError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        total = len(archive.chat_names)
+        done = (f"{len(imported)} of its {total} chats were imported ({_name_range(imported)}); "
+                "importing the archive again would add those again") if imported else "no chat was imported"
+        raise ArchiveProblem(
+            f"The import stopped: {exc}. Files and personas were imported; {done}."
+        ) from exc
+
+
+def _name_range(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}"
 
 
 __all__ = ["CheckedArchive", "ImportOptions", "ImportReport", "import_archive", "open_archive"]

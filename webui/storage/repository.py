@@ -99,6 +99,12 @@ class ChatRepository:
                 raise
             return int(user_id)
 
+    def find_user(self, name: str) -> int | None:
+        """The id of the account called ``name``, or None when it has no row (nothing saved yet)."""
+        with self._sessions() as s:
+            user_id = s.scalar(select(User.id).where(User.name == name))
+        return None if user_id is None else int(user_id)
+
     def users(self) -> dict[str, int]:
         """Every account's id by name (the anonymous history has no row)."""
         with self._sessions() as s:

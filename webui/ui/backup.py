@@ -6,23 +6,34 @@ logged-in account: with accounts on, an export holds that account's chats and pe
 shared library (characters, presets, templates, LoRA metadata), not this install's settings files,
 and an import puts chats and personas in that account and leaves the settings files alone (the
 operator uses ``python app.py export/import`` for those); so does each browser's own history on a
-server reachable without accounts (``webui.ui.session``). Local without accounts it is everything, as
-the command line does. Models are only listed, never copied, from here (``--include-models`` is for
-the command line).
+server reachable without accounts (``webui.ui.session``). Local without accounts an export is
+everything, as the command line does. Models are only listed, never copied, from here
+(``--include-models`` is for the command line), and an import from here never writes models nor
+settings.yaml (which decide what runs and who can connect: the operator's, through the command line),
+and accepts an archive of at most ``WEB_LIMITS`` (64 MiB of content; larger ones: the command line).
+
+An export is written straight into Gradio's cache (so Gradio serves it without another copy), in a
+fresh unguessable folder under ``EXPORTS``; each export deletes the same user's earlier archives and
+anyone's older than ``KEEP_EXPORTS_S``, so repeated clicks leave one archive each, not one per click.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from webui.archive.data import DataDir
 from webui.archive.export import ExportScope, export_archive
+from webui.archive.layout import WEB_LIMITS
 from webui.archive.restore import ImportOptions, import_archive
 from webui.context import AppContext
 from webui.errors import UserFacingError
@@ -32,6 +43,9 @@ from webui.ui.session import acting_user_name, current_user_id
 
 if TYPE_CHECKING:
     from webui.ui.chat_components import ChatComponents
+
+EXPORTS = "webui-exports"  # under Gradio's cache folder (GRADIO_TEMP_DIR)
+KEEP_EXPORTS_S = 3600  # anyone's archive older than this is deleted at the next export
 
 
 @dataclass
@@ -73,15 +87,37 @@ def export_everything(ctx: AppContext, request: gr.Request | None) -> Any:
     """Write the archive to a temp folder and offer it for download."""
     owner, accounts = _acting(ctx, request)
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M%S")
-    dest = Path(tempfile.mkdtemp(prefix="webui-backup-")) / f"webui-backup-{stamp}.zip"
+    dest = _export_folder(owner) / f"webui-backup-{stamp}.zip"
     # a browser's private history (no accounts) is written without an owner: it imports as the importer's own
     browser = owner is not None and not ctx.settings.has_accounts
-    scope = ExportScope(owners=(owner,), server_files=not accounts, without_owners=browser)
+    # a browser that has saved nothing has no users row yet (none is made just to look): it owns nothing
+    owners = () if owner is not None and ctx.repo.find_user(owner) is None else (owner,)
+    scope = ExportScope(owners=owners, server_files=not accounts, without_owners=browser)
     summary = export_archive(_data_dir(ctx), dest, scope)
     c = summary.counts
     gr.Info(f"Exported {c['chats']} chats, {c['personas']} personas, {c['character_files']} character files, "
             f"{c['presets']} presets and {c['instruction_templates']} templates.")
     return gr.update(value=str(dest), visible=True)
+
+
+def _export_folder(owner: str | None) -> Path:
+    """A new folder for one export, after deleting this user's earlier ones and anyone's stale ones.
+
+    ``EXPORTS/<hash of the user>/<random>/``: the random part keeps the archive's URL unguessable.
+    """
+    root = Path(get_upload_folder()) / EXPORTS
+    mine = root / hashlib.sha256(f"user:{owner}".encode()).hexdigest()[:32]
+    stale = time.time() - KEEP_EXPORTS_S
+    for user_dir in root.iterdir() if root.is_dir() else ():
+        for folder in user_dir.iterdir() if user_dir.is_dir() else ():
+            try:
+                old = user_dir == mine or folder.stat().st_mtime < stale
+            except OSError:  # deleted meanwhile by another export
+                continue
+            if old:
+                shutil.rmtree(folder, ignore_errors=True)
+    mine.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=mine))
 
 
 @action
@@ -90,8 +126,9 @@ def import_everything(ctx: AppContext, path: str | None, request: gr.Request | N
     owner, accounts = _acting(ctx, request)
     if not path:  # the upload box was cleared
         return [gr.update()] * 5 + [None]
-    options = ImportOptions(keep_owners=False, owner=owner, server_files=not accounts)
-    report = import_archive(Path(path), _data_dir(ctx), options)
+    options = ImportOptions(keep_owners=False, owner=owner, server_files=not accounts,
+                            settings_yaml=False, models=False)
+    report = import_archive(Path(path), _data_dir(ctx), options, WEB_LIMITS)
     ctx.characters.reload()
     lines = report.lines()
     gr.Info(lines[0])

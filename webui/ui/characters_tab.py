@@ -22,7 +22,7 @@ from webui.ui import lorebook_editor
 from webui.ui.chat_components import ChatComponents
 from webui.ui.events import action, bind, lookup, on
 from webui.ui.lorebook_editor import lore_markdown
-from webui.ui.session import current_user_id
+from webui.ui.session import current_user_id, saving_user_id
 
 GREETING_SEPARATOR = "\n---\n"
 # Editable text fields, in form order: (Character field, label, lines).
@@ -256,7 +256,7 @@ def show_persona(ctx: AppContext, name: str | None, request: gr.Request | None) 
 @action(catch=(ValueError,))  # PersonaRepository.save: ValueError("A persona needs a name.")
 def save_persona(ctx: AppContext, name: str, description: str, avatar: Any, request: gr.Request | None) -> list[Any]:
     """Save the persona; [the Characters tab's persona list, the Chat tab's]."""
-    uid = current_user_id(ctx, request)
+    uid = saving_user_id(ctx, request)
     if ctx.personas is None:
         raise UserFacingError("Personas are not available.")
     rec = ctx.personas.save(name, description, _png_bytes(avatar), uid)

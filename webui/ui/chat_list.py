@@ -24,7 +24,7 @@ from webui.ui import chat_view as view
 from webui.ui.chat_components import ChatComponents, chat_list_update, model_markdown, open_outputs, open_values
 from webui.ui.events import action, bind, lookup, on
 from webui.ui.parameters_tab import ParamComponents
-from webui.ui.session import current_user_id
+from webui.ui.session import current_user_id, saving_user_id
 
 CONFIRM_DELETE_JS = (
     "(id) => { if (!confirm('Delete this chat? This cannot be undone.')) throw new Error('cancelled'); return id; }"
@@ -53,7 +53,7 @@ def open_chat(ctx: AppContext, params: ParamComponents | None, selected: int | N
 @action
 def new_chat(ctx: AppContext, params: ParamComponents | None, character: str, persona: str, mode: str, greeting: Any,
              request: gr.Request | None) -> list[Any]:
-    uid = current_user_id(ctx, request)
+    uid = saving_user_id(ctx, request)
     conv = ctx.chat.new_conversation(
         character, uid, persona=None if persona == view.NO_PERSONA else persona, mode=mode, greeting=int(greeting or 0)
     )
@@ -120,7 +120,7 @@ def import_chat(ctx: AppContext, params: ParamComponents | None, data: bytes | N
     """Import an uploaded chat (ours or Oobabooga's JSON), open it, and clear the upload box."""
     if not data:  # the upload box was cleared
         return [gr.update(), *([gr.update()] * len(open_values(ctx, params, None, None))), None]
-    uid = current_user_id(ctx, request)
+    uid = saving_user_id(ctx, request)
     parsed = parse_chat_file(data, "The file")
     if not parsed["character"]:
         parsed["character"] = "Assistant"

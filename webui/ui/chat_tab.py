@@ -22,7 +22,7 @@ from webui.ui.chat_components import ChatComponents, chat_list_update, creator_n
 from webui.ui.events import action, bind, lookup, on
 from webui.ui.live_reply import HIDE_JS, LIVE_HTML, STREAM_JS, LiveReplies
 from webui.ui.parameters_tab import ParamComponents, to_params
-from webui.ui.session import current_user_id, reply_owner, session_key
+from webui.ui.session import current_user_id, reply_owner, saving_user_id, session_key
 
 UI_UPDATE_SECONDS = 0.1  # at most ~10 screen updates a second; tokens in between are coalesced
 
@@ -172,7 +172,7 @@ def prepare(ctx: AppContext, replies: LiveReplies, conv_id: int | None, text: st
     stream: (chatbot, textbox, chat id, token; "" when there is nothing to send)."""
     if not text.strip():
         return gr.update(), gr.update(), conv_id, ""
-    uid = current_user_id(ctx, request)
+    uid = saving_user_id(ctx, request) if conv_id is None else current_user_id(ctx, request)  # a new chat or not
     conv_id = ensure_chat(ctx, conv_id, uid, character, persona, mode, greeting)
     history = view.history(ctx, conv_id, uid) + [{"role": "user", "content": view.safe_markdown(text)}]
     token = register_turn(ctx, replies, uid, request, pvals, ctx.chat.send, conv_id, text, start_with=start_with or "")

@@ -17,10 +17,30 @@ import gradio as gr
 
 from webui.context import AppContext
 
+NOBODY = 0  # the user id of a browser identity that has saved nothing yet: no users row has it
+
 
 def current_user_id(ctx: AppContext, request: gr.Request | None) -> int | None:
-    """The users row id this request acts for (created on first use), or None for the local
-    single-user history. Refuses (gr.Error) what ``acting_user_name`` refuses."""
+    """The users row id this request acts for, or None for the local single-user history. Refuses
+    (gr.Error) what ``acting_user_name`` refuses.
+
+    An account's row is created on first use. A browser identity's is not (``saving_user_id`` does
+    it): until it saves something it is ``NOBODY``, which owns nothing, and anything saved for it is
+    refused by the database's foreign key. So a visitor who only looks, a crawler, or a client making
+    up ``page:`` session hashes adds no row.
+    """
+    name = acting_user_name(ctx, request)
+    if name is None:
+        return None
+    if ctx.browsers is None:
+        return ctx.repo.ensure_user(name)
+    found = ctx.repo.find_user(name)
+    return NOBODY if found is None else found
+
+
+def saving_user_id(ctx: AppContext, request: gr.Request | None) -> int | None:
+    """``current_user_id``, its users row created first: for a handler that saves something new
+    for this request's user (a chat, a persona)."""
     name = acting_user_name(ctx, request)
     return None if name is None else ctx.repo.ensure_user(name)
 
