@@ -19,8 +19,6 @@ from webui.context import build_context
 from webui.engine import registry
 from webui.engine.protocol import ModelSpec
 
-registry.BACKENDS.setdefault("fake", "tests.support.fakes:FakeBackend")
-
 
 def _make_app(data_dir: Path):  # type: ignore[no-untyped-def]
     from webui.server import create_app
@@ -33,9 +31,13 @@ def _make_app(data_dir: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def app_and_ctx(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    ctx, app = _make_app(tmp_path_factory.mktemp("fuzz"))
-    yield app
-    ctx.engine.shutdown()
+    """The app on the fake backend, registered for this module only (a registration left behind would
+    show up in every later test that lists loaders)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(registry.BACKENDS, "fake", "tests.support.fakes:FakeBackend")
+        ctx, app = _make_app(tmp_path_factory.mktemp("fuzz"))
+        yield app
+        ctx.engine.shutdown()
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
