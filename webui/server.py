@@ -16,12 +16,15 @@ from webui.ui.app import BASE_CSS, TITLE, build_ui, offline_theme
 from webui.ui.extensions_tab import extension_assets
 
 
-def create_app(ctx: AppContext) -> FastAPI:
+def create_api_app(ctx: AppContext) -> FastAPI:
+    """The API half of the app: auth, error bodies, the /v1 and /api routers, /healthz, the browser
+    identities (reachable without accounts) and the request limits, outermost. ``create_app`` adds the
+    UI; tests serve this alone to reach the real API assembly without building the page."""
     app = FastAPI(title=TITLE, docs_url="/docs", redoc_url=None)
     app.state.ctx = ctx
     # Accounts and API keys (raises UserFacingError on a bad --auth-file); the API routers come
     # before the Gradio mount so /v1 and /api take precedence over the UI's catch-all route.
-    accounts = load_accounts(ctx.settings)
+    app.state.accounts = accounts = load_accounts(ctx.settings)
     app.state.authenticator = Authenticator(accounts, load_api_keys(ctx.settings), ctx.repo.ensure_user,
                                             reachable=ctx.settings.reachable)
     install_error_handlers(app)
@@ -35,10 +38,17 @@ def create_app(ctx: AppContext) -> FastAPI:
         return {"status": "ok", "model": ctx.engine.model_name}
 
     install_catch_all(app, [openai_routes.router, ollama.router, internal.router])  # after every /v1 and /api router
-    browsers = ctx.browsers  # reachable without accounts: each browser its own history (webui.browser_identity)
-    if browsers is not None:
-        app.add_middleware(BrowserIdentityMiddleware, identities=browsers)
+    if ctx.browsers is not None:  # reachable without accounts: each browser its own history (webui.browser_identity)
+        app.add_middleware(BrowserIdentityMiddleware, identities=ctx.browsers)
     install_request_limits(app, ctx.settings.max_request_mb)  # outermost: after every other middleware
+    return app
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    """The whole app: ``create_api_app`` plus the live reply stream and the Gradio UI mounted at /."""
+    app = create_api_app(ctx)
+    accounts = app.state.accounts
+    browsers = ctx.browsers
     replies = live_reply.LiveReplies()  # the chat's streamed replies: a route here, the turns in the UI
     identify = (lambda request: browsers.user_name(request.cookies)) if browsers is not None else None
     app.include_router(live_reply.router(replies, identify))

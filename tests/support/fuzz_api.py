@@ -40,33 +40,20 @@ def api_requests() -> st.SearchStrategy[tuple[str, bytes]]:
 @contextmanager
 def api_client(data_dir: Path) -> Iterator[Any]:
     """A TestClient on the API routers (no Gradio) with the real middleware, on the fake backend."""
-    from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from webui.api import internal, ollama, openai_routes
-    from webui.api.auth import Authenticator, load_api_keys
-    from webui.api.errors import install_catch_all, install_error_handlers
-    from webui.api.limits import install_request_limits
     from webui.config import Settings
     from webui.context import build_context
     from webui.engine import registry
     from webui.engine.protocol import ModelSpec
+    from webui.server import create_api_app
 
     had = registry.BACKENDS.get("fake")
     registry.BACKENDS["fake"] = "tests.support.fakes:FakeBackend"
     ctx = build_context(Settings(data_dir=data_dir), load_model=False)
     try:
         ctx.engine.load(ModelSpec(path="fake", loader="fake", display_name="fake", options={"tokens": ["a", "b"]}))
-        app = FastAPI()
-        app.state.ctx = ctx
-        app.state.authenticator = Authenticator({}, load_api_keys(ctx.settings), ctx.repo.ensure_user)
-        install_error_handlers(app)
-        app.include_router(openai_routes.router)
-        app.include_router(ollama.router)
-        app.add_middleware(ollama.JSONBodyMiddleware)
-        app.include_router(internal.router)
-        install_catch_all(app, [openai_routes.router, ollama.router, internal.router])
-        install_request_limits(app, ctx.settings.max_request_mb)
+        app = create_api_app(ctx)
         with TestClient(app, raise_server_exceptions=False) as client:
             yield client
     finally:

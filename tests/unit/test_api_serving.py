@@ -12,14 +12,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from webui.api import internal, ollama, openai_routes
-from webui.api.auth import Authenticator, load_api_keys
-from webui.api.errors import install_catch_all, install_error_handlers
 from webui.chat.service import ChatService
 from webui.config import Settings
 from webui.context import AppContext, build_context
 from webui.engine.protocol import ModelSpec
 from webui.generation.params import GenerationParams
+from webui.server import create_api_app
 
 CHAT = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 3}
 ERROR_KEYS = {"message", "type", "param", "code"}
@@ -29,15 +27,7 @@ def make_app(data_dir: Path, tokens: list[str], delay: float = 0.0, **settings: 
     ctx = build_context(Settings(data_dir=data_dir, **settings), load_model=False)
     options = {"tokens": tokens, "delay": delay}
     ctx.engine.load(ModelSpec(path="fake", loader="fake", display_name="fake", options=options))
-    app = FastAPI()
-    app.state.ctx = ctx
-    app.state.authenticator = Authenticator({}, load_api_keys(ctx.settings), ctx.repo.ensure_user)
-    install_error_handlers(app)
-    app.include_router(openai_routes.router)
-    app.include_router(ollama.router)
-    app.add_middleware(ollama.JSONBodyMiddleware)
-    app.include_router(internal.router)
-    install_catch_all(app, [openai_routes.router, ollama.router, internal.router])
+    app = create_api_app(ctx)
     return ctx, app
 
 

@@ -13,16 +13,13 @@ from typing import Any
 
 import gradio as gr
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.ui_context import param_values, ui_context
-from webui.api import openai_routes
-from webui.api.auth import Authenticator, load_api_keys
-from webui.api.errors import install_error_handlers
+from webui.api.auth import Authenticator
 from webui.browser_identity import COOKIE_NAME, USER_PREFIX
 from webui.context import AppContext
-from webui.server import create_app
+from webui.server import create_api_app, create_app
 from webui.ui import backup, characters_tab, chat_list, chat_messages, chat_tab
 from webui.ui import chat_view as view
 from webui.ui.live_reply import LiveReplies
@@ -224,13 +221,7 @@ def test_another_site_cannot_use_a_visitors_cookie_to_read_their_chats(ctx: AppC
 
 @pytest.fixture
 def api(ctx: AppContext) -> Iterator[TestClient]:
-    app = FastAPI()
-    app.state.ctx = ctx
-    app.state.authenticator = Authenticator({}, load_api_keys(ctx.settings), ctx.repo.ensure_user,
-                                            reachable=ctx.settings.reachable)
-    install_error_handlers(app)
-    app.include_router(openai_routes.router)
-    with TestClient(app) as client:
+    with TestClient(create_api_app(ctx)) as client:
         yield client
 
 

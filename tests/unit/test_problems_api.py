@@ -7,26 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.ui_context import ui_context
-from webui.api import internal
-from webui.api.auth import Authenticator, load_api_keys
-from webui.api.errors import install_error_handlers
 from webui.problems import Problem
+from webui.server import create_api_app
 
 
 def client_for(tmp_path: Path, **settings: object) -> Iterator[TestClient]:
     with ui_context(tmp_path / "data", ["ok"], **settings) as ctx:
         ctx.problems.report("presets", [Problem.of("preset", tmp_path / "bad.yaml", "not YAML")])
-        app = FastAPI()
-        app.state.ctx = ctx
-        app.state.authenticator = Authenticator({}, load_api_keys(ctx.settings), ctx.repo.ensure_user,
-                                                reachable=ctx.settings.reachable)
-        install_error_handlers(app)
-        app.include_router(internal.router)
-        with TestClient(app) as client:
+        with TestClient(create_api_app(ctx)) as client:
             yield client
 
 
