@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.support.fakes import FakeBackend
 from webui.chat.service import ChatService
 from webui.config import Settings
 from webui.context import AppContext, build_context
@@ -155,3 +157,18 @@ def test_answer_saved_stores_the_history_and_the_reply(chat_service) -> None:  #
     assert last.done and last.text == "Fine."
     assert [(m.role, m.content) for m in chat.repo.messages(conv_id)] == [*history, ("assistant", "Fine.")]
     assert chat.has_conversation(conv_id) and not chat.has_conversation(conv_id + 1)
+
+
+def test_logit_bias_needs_a_backend_that_declares_it(served: tuple[AppContext, TestClient],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake backend declares logit_bias but knows no vocabulary, and a backend may not declare it:
+    both refuse with a 400 naming the backend, before anything is generated."""
+    ctx, client = served
+    body = {**CHAT, "logit_bias": {"5": 10}}
+    refused = client.post("/v1/chat/completions", json=body)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "logit_bias"
+    assert "not supported by the fake backend" in refused.json()["error"]["message"]
+    ctx.engine.model.info = replace(ctx.engine.model.info, vocab_size=50)
+    assert client.post("/v1/chat/completions", json=body).status_code == 200  # declared, and an id in range
+    monkeypatch.setattr(FakeBackend, "info", replace(FakeBackend.info, params=FakeBackend.info.params - {"logit_bias"}))
+    assert client.post("/v1/chat/completions", json=body).status_code == 400

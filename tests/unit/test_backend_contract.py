@@ -78,7 +78,6 @@ def test_the_options_table_names_only_registered_loaders() -> None:
     registered = registry.loader_names()
     orphans = {(o.name, loader) for o in options.OPTIONS for loader in o.loaders if loader not in registered}
     assert not orphans
-    assert {loader for o in options.OPTIONS for loader in o.loaders} == {"llama.cpp", "transformers", "remote"}
 
 
 def test_capabilities_are_declared_as_today() -> None:
@@ -142,7 +141,8 @@ def test_preflight_refuses_before_the_current_model_is_unloaded(toy_first: None)
 
 
 def test_an_unknown_loader_is_refused_everywhere() -> None:
-    with pytest.raises(ModelLoadError, match="Unknown loader 'nope'; choose one of: llama.cpp, transformers, remote"):
+    listed = ", ".join(registry.loader_names())
+    with pytest.raises(ModelLoadError, match=f"Unknown loader 'nope'; choose one of: {listed}"):
         registry.get_backend("nope")
     with pytest.raises(ModelLoadError, match="Unknown loader 'nope'"):
         options.normalize("nope", {})

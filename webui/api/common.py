@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from webui.api.errors import APIError, validation_message
 from webui.api.protocol import OLLAMA_OPTION_NAMES, OllamaRequest
 from webui.context import AppContext
+from webui.engine.registry import backend_info
 from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
 from webui.generation.presets import ALIASES, resolve_params
@@ -118,12 +119,8 @@ def build_params(ctx: AppContext, body: Mapping[str, Any]) -> GenerationParams:
                            param="logit_bias") from None
         if any(not -100 <= v <= 100 for v in values["logit_bias"].values()):
             raise APIError(400, "logit_bias values must be between -100 and 100.", param="logit_bias")
-        if "logit_bias" not in GenerationParams.model_fields:
-            raise APIError(400, "logit_bias is not supported by this server.", param="logit_bias",
-                           code="unsupported_parameter")
-    presets = getattr(ctx, "presets", None)
     try:
-        return resolve_params(values, presets)
+        return resolve_params(values, ctx.presets)
     except UserFacingError as exc:
         message = str(exc)
         if message.lower().startswith("no preset"):
@@ -151,18 +148,18 @@ def ollama_params(ctx: AppContext, req: OllamaRequest) -> GenerationParams:
 
 
 def check_logit_bias(ctx: AppContext, params: GenerationParams) -> None:
-    """400 when the loaded backend cannot apply logit_bias, or a token id is out of range."""
-    bias = getattr(params, "logit_bias", None)
-    if not bias:
+    """400 when the loaded backend does not declare logit_bias among the parameters it applies, or a
+    token id is out of range of its vocabulary."""
+    if not params.logit_bias:
         return
     model = ctx.engine.model_info
-    vocab = model.vocab_size if model else None
-    if vocab is None:
+    if model is None or "logit_bias" not in backend_info(model.loader).params or model.vocab_size is None:
         raise APIError(
             400,
             f"logit_bias is not supported by the {model.loader if model else 'current'} backend.",
             param="logit_bias",
         )
-    bad = [t for t in bias if not 0 <= t < vocab]
+    vocab = model.vocab_size
+    bad = [t for t in params.logit_bias if not 0 <= t < vocab]
     if bad:
         raise APIError(400, f"logit_bias token ids out of range 0..{vocab - 1}: {bad[:5]}", param="logit_bias")

@@ -1,4 +1,6 @@
-"""The API's protocol: pydantic models of every request and response body (OpenAI, Ollama, internal).
+"""The API's protocol: pydantic models of every request body, the model lists, the errors and the
+internal endpoints' answers (OpenAI, Ollama, internal); the streamed and final reply bodies are
+written by ``webui.api.encoders``.
 
 Requests are validated here; the serving layer (``webui.api.serving``) turns them into replies and
 ``webui.api.encoders`` writes the answers. Request models allow unknown fields: tools such as

@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from webui.context import AppContext
+from webui.engine.registry import backend_info, loader_names
 from webui.errors import UserFacingError
 from webui.plugins import ExtensionError, ParamError
 from webui.problems import Problem
@@ -23,9 +24,6 @@ from webui.ui.events import action, bind, lookup, on
 from webui.ui.extension_params import from_component, param_component, to_text
 
 log = logging.getLogger(__name__)
-
-TRANSFORMERS_ONLY_HOOKS = ("tokenizer_modifier",)
-
 
 @dataclass
 class ExtensionPanel:
@@ -64,15 +62,25 @@ def description(ctx: AppContext, name: str) -> str:
     return doc.strip().split("\n\n")[0].replace("\n", " ")
 
 
-def transformers_only(ctx: AppContext, name: str) -> bool:
-    """True when the extension needs something only the transformers backend offers."""
+def loaders_without(ctx: AppContext, name: str) -> list[str]:
+    """The registered loaders that cannot run all of this extension, by what each backend declares
+    (``BackendInfo.token_hooks`` for ``tokenizer_modifier``, ``extension_processors`` for its samplers
+    and ``logits_processor_modifier``) and the backends its samplers list."""
     try:
         ext = ctx.extensions.load(name)
     except ExtensionError:
-        return False
-    if any(h in ext.hooks for h in TRANSFORMERS_ONLY_HOOKS):
-        return True
-    return any("llama.cpp" not in s.backends for s in (ext.samplers or ()))
+        return []
+    # samplers are registered once an extension is enabled (the manager calls register_samplers then)
+    samplers = [s for s in ctx.extensions.samplers().values() if s.extension == name]
+    needs_processors = bool(samplers) or "logits_processor_modifier" in ext.hooks
+    missing = []
+    for loader in loader_names():
+        info = backend_info(loader)
+        if ("tokenizer_modifier" in ext.hooks and not info.token_hooks) \
+                or (needs_processors and not info.extension_processors) \
+                or any(loader not in s.backends for s in samplers):
+            missing.append(loader)
+    return missing
 
 
 def status_markdown(ctx: AppContext, name: str) -> str:
@@ -84,9 +92,10 @@ def status_markdown(ctx: AppContext, name: str) -> str:
     if info.hooks:
         lines.append("Hooks: " + ", ".join(f"`{h}`" for h in info.hooks))
     loader = ctx.engine.load_info.loader if ctx.engine.load_info else None
-    if transformers_only(ctx, name):
-        note = " — not applied with the loaded llama.cpp model" if loader == "llama.cpp" else ""
-        lines.append(f"⚠️ **transformers only**{note}")
+    missing = loaders_without(ctx, name)
+    if missing:
+        note = f" — not applied with the loaded {loader} model" if loader in missing else ""
+        lines.append(f"⚠️ **not with {', '.join(missing)}**{note}")
     for warning in info.warnings:
         lines.append(f"⚠️ {html.escape(warning)}")
     if info.error:
