@@ -15,7 +15,7 @@ from webui.engine.protocol import Backend, BackendInfo, Emit, GenerationStats, L
 from webui.errors import ModelLoadError
 from webui.generation.decode import DecodeHooks, llama_cpp_logits_processor
 from webui.generation.fallback_template import FALLBACK_CHAT_TEMPLATE, FALLBACK_STOP
-from webui.generation.params import GenerationParams
+from webui.generation.params import LOCAL_DECODING_PARAMS, GenerationParams
 from webui.generation.penalties import PenaltyConfig, numpy_processor
 
 log = logging.getLogger(__name__)
@@ -261,13 +261,7 @@ def llama_kwargs(options: dict[str, Any]) -> dict[str, Any]:
 class LlamaCppBackend(Backend):
     info = BackendInfo(
         name="llama.cpp",
-        # repetition/presence/frequency penalties, no_repeat_ngram_size and ban_eos_token run in our
-        # own processor (webui.generation.penalties), so they mean the same as on transformers
-        params=frozenset({
-            "temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "logit_bias", "ban_eos_token",
-            "repetition_penalty", "repetition_penalty_range", "presence_penalty", "frequency_penalty",
-            "no_repeat_ngram_size",
-        }),
+        params=LOCAL_DECODING_PARAMS,
         extension_processors=True,
         prompt_cache=True,  # llama-cpp-python reuses the KV cache of the previous prompt's common prefix
     )

@@ -19,7 +19,7 @@ from webui.engine.quantization import (
 from webui.errors import ModelLoadError
 from webui.generation.decode import DecodeHooks, transformers_decode_kwargs
 from webui.generation.fallback_template import FALLBACK_CHAT_TEMPLATE
-from webui.generation.params import GenerationParams
+from webui.generation.params import LOCAL_DECODING_PARAMS, GenerationParams
 from webui.generation.penalties import PenaltyConfig, TorchPenalties
 
 log = logging.getLogger(__name__)
@@ -207,11 +207,7 @@ class TransformersModel(LoadedModel):
 class TransformersBackend(Backend):
     info = BackendInfo(
         name="transformers",
-        params=frozenset({
-            "temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "logit_bias", "ban_eos_token",
-            "repetition_penalty", "repetition_penalty_range", "presence_penalty", "frequency_penalty",
-            "no_repeat_ngram_size",
-        }),
+        params=LOCAL_DECODING_PARAMS,
         extension_processors=True,
         token_hooks=True,
     )

@@ -42,3 +42,13 @@ class GenerationParams(BaseModel):
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+
+# What the local decoding path applies, the same on llama.cpp and transformers: the samplers through each
+# library, and the penalties, no_repeat_ngram_size and ban_eos_token through our own processor
+# (webui.generation.penalties), so they mean the same on both. Each local backend declares this set.
+LOCAL_DECODING_PARAMS = frozenset({
+    "temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "logit_bias", "ban_eos_token",
+    "repetition_penalty", "repetition_penalty_range", "presence_penalty", "frequency_penalty",
+    "no_repeat_ngram_size",
+})
