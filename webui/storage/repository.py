@@ -74,6 +74,7 @@ class ChatRepository:
     """Conversations and messages. Each public method is one transaction."""
 
     def __init__(self, engine: Engine) -> None:
+        self.engine = engine  # the database, for read-only query modules (webui/storage/training_queries.py)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     # -- users -----------------------------------------------------------------------
