@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 from fastapi import FastAPI
 
-from webui.api import internal, ollama, openai_routes
+from webui.api import internal, internal_inspect, internal_model, lora_routes, ollama, openai_routes
 from webui.api.auth import Authenticator, load_accounts, load_api_keys
 from webui.api.errors import install_catch_all, install_error_handlers
 from webui.api.limits import install_request_limits
@@ -33,12 +33,17 @@ def create_api_app(ctx: AppContext) -> FastAPI:
     app.include_router(ollama.router)
     app.add_middleware(ollama.JSONBodyMiddleware)
     app.include_router(internal.router)
+    app.include_router(internal_inspect.router)  # encode, decode, token-count, logits
+    app.include_router(lora_routes.router)  # /v1/internal/lora/list, load, unload
+    app.include_router(internal_model.router)  # health, model/info|list|load|unload, stop-generation
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok", "model": ctx.engine.model_name}
 
-    install_catch_all(app, [openai_routes.router, ollama.router, internal.router])  # after every /v1 and /api router
+    # after every /v1 and /api router
+    install_catch_all(app, [openai_routes.router, ollama.router, internal.router, internal_inspect.router,
+                            lora_routes.router, internal_model.router])
     if ctx.browsers is not None:  # reachable without accounts: each browser its own history (webui.browser_identity)
         app.add_middleware(BrowserIdentityMiddleware, identities=ctx.browsers)
     install_request_limits(app, ctx.settings.max_request_mb)  # outermost: after every other middleware
@@ -53,7 +58,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     replies = live_reply.LiveReplies()  # the chat's streamed replies: a route here, the turns in the UI
     identify = (lambda request: browsers.user_name(request.cookies)) if browsers is not None else None
     app.include_router(live_reply.router(replies, identify))
-    ctx.extensions.check_all()  # every extension found is imported now: each one that cannot load is listed
+    ctx.extensions.check_all()  # enabled extensions are imported now, the others read from their files; problems listed
     blocks = build_ui(ctx, replies)
     quiet_when_idle(blocks)  # an idle app costs ~0.5% of a core instead of ~5% (webui.ui.quiet_queue)
     login = app.state.authenticator.check_login if accounts else None

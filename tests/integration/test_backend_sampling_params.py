@@ -156,8 +156,8 @@ def test_neutral_params_add_no_processor_and_support_table_is_complete() -> None
     assert not PenaltyConfig.from_params(GenerationParams()).active
     assert numpy_processor(PenaltyConfig.from_params(GenerationParams(), eos_ids=[2])) is None
     assert PenaltyConfig.from_params(GenerationParams(ban_eos_token=True), eos_ids=[2, 0]).banned_ids == (0, 2)
-    for loader in ("llama.cpp", "transformers"):
-        assert unsupported(loader) == []
+    assert unsupported("transformers") == ["banned_strings"]  # generate() cannot rewind
+    assert unsupported("llama.cpp") == ["guidance_scale", "negative_prompt"]  # needs a second model pass
     assert set(NEW_PARAMS) - {"presence_penalty", "frequency_penalty"} <= set(unsupported("remote"))
 
 
@@ -268,11 +268,24 @@ def record_kwargs(monkeypatch: pytest.MonkeyPatch, obj: Any, method: str) -> lis
 
 @slow
 def test_llamacpp_neutral_params_pass_no_processor(llama_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = record_kwargs(monkeypatch, llama_engine.model._llm, "create_completion")
+    """Neutral parameters: llama.cpp's greedy sampler alone; ban EOS: llama.cpp's logit_bias sampler;
+    the penalties: one Python stage with the shared rules (webui.engine.llama_samplers)."""
+    from webui.engine import llama_decode
+
+    chains: list[list[str]] = []
+    real = llama_decode.build_chain
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        chain = real(*args, **kwargs)
+        chains.append(chain.native)
+        return chain
+
+    monkeypatch.setattr(llama_decode, "build_chain", spy)
     llama_engine.generate("Hello", GenerationParams(temperature=0, max_new_tokens=2)).text()
-    assert seen[-1]["logits_processor"] is None and seen[-1]["repeat_penalty"] == 1.0
-    llama_engine.generate("Hello", GenerationParams(temperature=0, max_new_tokens=2, repetition_penalty=1.2)).text()
-    assert len(seen[-1]["logits_processor"]) == 1 and seen[-1]["repeat_penalty"] == 1.0  # ours, not llama.cpp's
+    assert chains[-1] == ["greedy"]
+    llama_engine.generate("Hello", GenerationParams(temperature=0, max_new_tokens=2, repetition_penalty=1.2,
+                                                    ban_eos_token=True)).text()
+    assert chains[-1] == ["logit_bias", "py:penalties", "greedy"]
 
 
 @slow

@@ -107,3 +107,19 @@ def test_a_context_shift_reads_only_the_new_turn_and_stays_close_to_a_fresh_read
     fresh = last_logits(llm)
     # not exact (the kept tokens were computed with the dropped turns visible), but close
     assert float(shifted @ fresh / np.linalg.norm(shifted) / np.linalg.norm(fresh)) > 0.95
+
+
+def test_a_chat_back_after_outgrowing_the_context_is_restored_and_shifted(llm) -> None:  # type: ignore[no-untyped-def]
+    states = PromptStates(256 << 20)
+    mine = chat(llm, "You know rivers.", TURNS[:7], "Which river?")
+    llm.reset()
+    load_prompt(llm, mine, states)
+    states.save(llm)
+    llm.reset()
+    load_prompt(llm, chat(llm, "You bake bread.", TURNS[3:], "Which loaf?"), states)  # another chat in between
+    states.save(llm)
+    back = chat(llm, "You know rivers.", TURNS[2:8], "Which bridge?")  # mine again, its two oldest turns dropped
+    report = load_prompt(llm, back, states)
+    still_cached = len(tok(llm, history("You know rivers.", TURNS[2:7])))
+    assert report.restored and report.shifted > 0 and report.reused >= still_cached
+    assert list(llm.input_ids[:llm.n_tokens]) == back

@@ -86,7 +86,9 @@ def test_capabilities_are_declared_as_today() -> None:
     assert info["llama.cpp"].extension_processors and info["transformers"].extension_processors
     assert not info["remote"].extension_processors
     assert info["transformers"].token_hooks and not info["llama.cpp"].token_hooks
-    assert not any(i.logprobs or i.adapters or i.native_samplers for i in info.values())  # not built yet
+    assert info["llama.cpp"].logprobs and info["transformers"].logprobs and not info["remote"].logprobs
+    assert info["llama.cpp"].native_samplers and not info["transformers"].native_samplers  # llama.cpp's own chain
+    assert not info["remote"].adapters and not info["remote"].native_samplers
 
 
 @pytest.mark.parametrize(("path", "loader"), [

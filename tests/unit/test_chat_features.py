@@ -235,6 +235,8 @@ def test_presets_shipped_save_load_delete_and_api_resolution(tmp_path: Path) -> 
 def test_parameter_support_is_reported_per_backend() -> None:
     from webui.generation.support import unsupported
 
-    assert unsupported("llama.cpp") == [] and unsupported("transformers") == []  # both apply every parameter
+    # both apply every parameter but one pair each (webui.generation.support.BACKEND_LIMITS says why)
+    assert unsupported("llama.cpp") == ["guidance_scale", "negative_prompt"]
+    assert unsupported("transformers") == ["banned_strings"]
     assert "no_repeat_ngram_size" in unsupported("remote") and "temperature" not in unsupported("remote")
     assert unsupported(None) == [] and unsupported("fake") == []

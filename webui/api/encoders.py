@@ -20,6 +20,7 @@ from typing import Any
 from webui.api.errors import error_body, user_error
 from webui.api.protocol import Usage, openai_finish_reason
 from webui.chat.service import ReplyProgress
+from webui.engine.protocol import TokenLogprob
 from webui.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class ReplyMeta:
     created: int
     model: str
     include_usage: bool = False  # stream_options.include_usage: a last chunk with the usage
+    logprobs: bool = False  # the request asked for token log-probabilities
 
 
 def sse(data: dict[str, Any] | str) -> str:
@@ -70,13 +72,66 @@ async def _deltas(progress: AsyncIterator[ReplyProgress]) -> AsyncIterator[tuple
             yield new, p
 
 
+# -- log-probabilities ---------------------------------------------------------------------------
+
+
+def chat_logprobs(items: list[TokenLogprob]) -> dict[str, Any]:
+    """Chat completions' ``logprobs``: ``{"content": [{token, logprob, bytes, top_logprobs}], "refusal"}``."""
+    return {"content": [{
+        "token": t.token, "logprob": t.logprob, "bytes": list(t.bytes),
+        "top_logprobs": [{"token": text, "logprob": lp, "bytes": list(raw)} for text, raw, lp in t.top],
+    } for t in items], "refusal": None}
+
+
+def completion_logprobs(items: list[TokenLogprob], offset: int) -> dict[str, Any]:
+    """Text completions' ``logprobs``: parallel lists; ``text_offset`` counts from ``offset``."""
+    offsets = []
+    for t in items:
+        offsets.append(offset)
+        offset += len(t.token)
+    return {
+        "tokens": [t.token for t in items],
+        "token_logprobs": [t.logprob for t in items],
+        "top_logprobs": [_top_dict(t) for t in items],
+        "text_offset": offsets,
+    }
+
+
+def _top_dict(t: TokenLogprob) -> dict[str, float]:
+    """The alternatives as {text: logprob}, best first (two tokens with one text: the better)."""
+    out: dict[str, float] = {}
+    for text, _raw, lp in t.top:
+        out.setdefault(text, lp)
+    return out
+
+
+class _LogprobCursor:
+    """The log-probabilities not sent yet, read off a progress's growing list."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self.sent = 0
+        self.offset = offset  # text_offset of the next token
+
+    def take(self, p: ReplyProgress) -> list[TokenLogprob]:
+        items = list(p.logprobs[self.sent:])
+        self.sent += len(items)
+        return items
+
+    def completion(self, p: ReplyProgress) -> dict[str, Any]:
+        items = self.take(p)
+        out = completion_logprobs(items, self.offset)
+        self.offset += sum(len(t.token) for t in items)
+        return out
+
+
 # -- OpenAI chat completions ------------------------------------------------------------------
 
 
-def chat_chunk(meta: ReplyMeta, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+def chat_chunk(meta: ReplyMeta, delta: dict[str, Any], finish: str | None = None,
+               logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": meta.id, "object": "chat.completion.chunk", "created": meta.created, "model": meta.model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
     }
     if meta.include_usage:
         data["usage"] = None
@@ -92,7 +147,7 @@ def chat_completion_body(meta: ReplyMeta, last: ReplyProgress, conversation_id: 
         "choices": [{
             "index": 0,
             "message": {"role": "assistant", "content": last.text},
-            "logprobs": None,
+            "logprobs": chat_logprobs(list(last.logprobs)) if meta.logprobs else None,
             "finish_reason": openai_finish_reason(last.finish_reason),
         }],
         "usage": _usage(last),
@@ -105,12 +160,16 @@ def chat_completion_body(meta: ReplyMeta, last: ReplyProgress, conversation_id: 
 async def chat_completion_events(progress: AsyncIterator[ReplyProgress], meta: ReplyMeta) -> AsyncIterator[str]:
     """The SSE body: the role, one chunk per new text, the finish reason, the usage (if asked), ``[DONE]``."""
     yield sse(chat_chunk(meta, {"role": "assistant", "content": ""}))
+    cursor = _LogprobCursor()
     try:
         async for new, p in _deltas(progress):
             if new:
-                yield sse(chat_chunk(meta, {"content": new}))
+                lps = chat_logprobs(cursor.take(p)) if meta.logprobs else None
+                yield sse(chat_chunk(meta, {"content": new}, logprobs=lps))
             if p.done:
-                yield sse(chat_chunk(meta, {}, openai_finish_reason(p.finish_reason)))
+                rest = cursor.take(p) if meta.logprobs else []
+                yield sse(chat_chunk(meta, {}, openai_finish_reason(p.finish_reason),
+                                     logprobs=chat_logprobs(rest) if rest else None))
                 if meta.include_usage:
                     yield sse({"id": meta.id, "object": "chat.completion.chunk", "created": meta.created,
                                "model": meta.model, "choices": [], "usage": _usage(p)})
@@ -123,9 +182,10 @@ async def chat_completion_events(progress: AsyncIterator[ReplyProgress], meta: R
 # -- OpenAI text completions ------------------------------------------------------------------
 
 
-def completion_chunk(meta: ReplyMeta, text: str, finish: str | None = None) -> dict[str, Any]:
+def completion_chunk(meta: ReplyMeta, text: str, finish: str | None = None,
+                     logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {"id": meta.id, "object": "text_completion", "created": meta.created, "model": meta.model,
-                            "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}]}
+                            "choices": [{"text": text, "index": 0, "logprobs": logprobs, "finish_reason": finish}]}
     if meta.include_usage:
         data["usage"] = None
     return data
@@ -135,7 +195,8 @@ def completion_body(meta: ReplyMeta, last: ReplyProgress, prefix: str = "") -> d
     """``prefix``: the prompt, when it is echoed."""
     return {
         "id": meta.id, "object": "text_completion", "created": meta.created, "model": meta.model,
-        "choices": [{"text": prefix + last.text, "index": 0, "logprobs": None,
+        "choices": [{"text": prefix + last.text, "index": 0,
+                     "logprobs": completion_logprobs(list(last.logprobs), len(prefix)) if meta.logprobs else None,
                      "finish_reason": openai_finish_reason(last.finish_reason)}],
         "usage": _usage(last),
     }
@@ -145,14 +206,16 @@ async def completion_events(
     progress: AsyncIterator[ReplyProgress], meta: ReplyMeta, prefix: str = ""
 ) -> AsyncIterator[str]:
     """The SSE body: the echoed prompt (if any), one chunk per new text, the finish reason, the usage, ``[DONE]``."""
+    cursor = _LogprobCursor(len(prefix))
     try:
         if prefix:
             yield sse(completion_chunk(meta, prefix))
         async for new, p in _deltas(progress):
             if new:
-                yield sse(completion_chunk(meta, new))
+                yield sse(completion_chunk(meta, new, logprobs=cursor.completion(p) if meta.logprobs else None))
             if p.done:
-                yield sse(completion_chunk(meta, "", openai_finish_reason(p.finish_reason)))
+                rest = cursor.completion(p) if meta.logprobs and len(p.logprobs) > cursor.sent else None
+                yield sse(completion_chunk(meta, "", openai_finish_reason(p.finish_reason), logprobs=rest))
                 if meta.include_usage:
                     yield sse({"id": meta.id, "object": "text_completion", "created": meta.created, "model": meta.model,
                                "choices": [], "usage": _usage(p)})

@@ -3,7 +3,10 @@
 
 The body is an OpenAI chat-completions body plus ``character``, ``mode``, ``persona`` (and
 ``instruction_template``), see ``protocol.ChatPromptBody``; the prompt comes from
-``ChatService.api_prompt``, the same code a real turn uses. Same auth and error bodies as /v1.
+``ChatService.prepare_answer``, the function a real turn generates from: every extension hook a turn
+runs before generating (state_modifier, chat_input_modifier, input_modifier, history_modifier,
+custom_tokenized_length, custom_generate_chat_prompt or bot_prefix_modifier) shapes it.
+Same auth and error bodies as /v1.
 The body is read by hand, not declared: any body that is not a valid chat body is a 400.
 """
 

@@ -91,12 +91,17 @@ class ChatCompletionRequest(SamplingFields):
     conversation_id: int | None = Field(
         default=None, ge=1, description="continue a saved chat: its stored history is the context"
     )
+    logprobs: bool | None = Field(default=None, description="return each token's log-probability")
+    top_logprobs: int | None = Field(default=None, ge=0, le=20, description="and the N most likely tokens "
+                                                                            "at each position (needs logprobs)")
 
 
 class CompletionRequest(SamplingFields):
     prompt: str | list[str] = Field(description="the text to continue (a list must hold exactly one string)")
     echo: bool = False
     suffix: str | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=20, description="return each token's log-probability "
+                                                                        "and the N most likely tokens")
 
 
 # -- OpenAI responses ---------------------------------------------------------------------------
@@ -152,6 +157,10 @@ OLLAMA_OPTION_NAMES = {
     "frequency_penalty": "frequency_penalty",
     "seed": "seed",
     "stop": "stop",
+    "mirostat": "mirostat_mode",
+    "mirostat_tau": "mirostat_tau",
+    "mirostat_eta": "mirostat_eta",
+    "tfs_z": "tfs",
 }
 
 

@@ -45,9 +45,11 @@ from webui.api.protocol import (
 from webui.chat.prompt import MODES
 from webui.chat.service import ReplyProgress
 from webui.context import AppContext
+from webui.engine.registry import backend_info
 from webui.errors import UserFacingError
-from webui.generation.params import GenerationParams
+from webui.generation.params import GenerationParams, parse_string_list
 from webui.generation.presets import resolve_params
+from webui.plugins.params import ParamError
 from webui.streaming import iterate_in_thread
 
 API_THREADS_PAST_QUEUE = 8
@@ -163,11 +165,48 @@ def _chat_turn(ctx: AppContext, req: ChatCompletionRequest, params: GenerationPa
     return ctx.chat.answer(messages, params, **setup), None
 
 
+def _with_logprobs(ctx: AppContext, values: dict[str, Any], top: int | None) -> dict[str, Any]:
+    """The body's values with the logprobs request as the ``logprobs`` parameter (``top``: None = off).
+    400 when the loaded backend cannot report them."""
+    values = {k: v for k, v in values.items() if k not in ("logprobs", "top_logprobs")}
+    if top is None:
+        return values
+    info = ctx.engine.model_info
+    if info is None or not backend_info(info.loader).logprobs:
+        raise APIError(400, f"logprobs are not available with the {info.loader if info else 'current'} loader.",
+                       param="logprobs", code="unsupported_parameter")
+    return {**values, "logprobs": top}
+
+
+def check_sampler_values(ctx: AppContext, params: GenerationParams) -> GenerationParams:
+    """Extension sampler values checked before anything is queued (a bad one is a 400, not a failed
+    generation); a list sent as comma-separated text (SillyTavern's DRY breakers) is read as a list."""
+    specs = {p.key: p for p in ctx.extensions.sampler_params()}
+    for key, value in list(params.samplers.items()):
+        spec = specs.get(key)
+        if spec is None:
+            continue
+        if spec.type == "list" and isinstance(value, str):
+            value = parse_string_list(value)
+        try:
+            params.samplers[key] = spec.coerce(value)
+        except ParamError as exc:
+            raise APIError(400, str(exc), param=key, code="invalid_value") from None
+    return params
+
+
+def _chat_logprobs(req: ChatCompletionRequest) -> int | None:
+    if req.top_logprobs is not None and not req.logprobs:
+        raise APIError(400, "top_logprobs needs logprobs set to true.", param="top_logprobs")
+    return (req.top_logprobs or 0) if req.logprobs else None
+
+
 def start_chat_completion(request: Request, req: ChatCompletionRequest, principal: Principal) -> ServedReply:
     """``POST /v1/chat/completions``. Raises APIError (400/404/429/503)."""
     ctx = ctx_of(request)
     model = resolve_model(ctx, req.model)
-    params = build_params(ctx, body_values(req))
+    top = _chat_logprobs(req)
+    params = check_sampler_values(ctx, build_params(ctx, _with_logprobs(ctx, body_values(req), top)))
     check_logit_bias(ctx, params)
     _check_chat_options(ctx, req, principal)
     check_capacity(ctx)
@@ -178,7 +217,7 @@ def start_chat_completion(request: Request, req: ChatCompletionRequest, principa
         raise user_error(exc) from exc
     extra = {"X-Conversation-Id": str(conv_id)} if conv_id is not None else {}
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    meta = ReplyMeta(new_id("chatcmpl"), now(), model, include_usage)
+    meta = ReplyMeta(new_id("chatcmpl"), now(), model, include_usage, logprobs=top is not None)
     return ServedReply(meta, _progress(request, ctx, items, session_key), response_headers(ctx, req, extra), conv_id)
 
 
@@ -204,12 +243,12 @@ def start_completion(request: Request, req: CompletionRequest) -> ServedReply:
     if req.suffix:
         raise APIError(400, "suffix (fill-in-the-middle) is not supported.", param="suffix",
                        code="unsupported_parameter")
-    params = build_params(ctx, body_values(req))
+    params = check_sampler_values(ctx, build_params(ctx, _with_logprobs(ctx, body_values(req), req.logprobs)))
     check_logit_bias(ctx, params)
     check_capacity(ctx)
     progress = _complete(request, ctx, prompt, params)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    meta = ReplyMeta(new_id("cmpl"), now(), model, include_usage)
+    meta = ReplyMeta(new_id("cmpl"), now(), model, include_usage, logprobs=req.logprobs is not None)
     return ServedReply(meta, progress, response_headers(ctx, req), echo=prompt if req.echo else "")
 
 
@@ -227,7 +266,7 @@ def start_ollama_chat(request: Request, req: OllamaChatRequest, principal: Princ
     """``POST /api/chat``; no messages: nothing to generate (Ollama loads the model and says so)."""
     ctx = ctx_of(request)
     model = resolve_model(ctx, req.model)
-    params = ollama_params(ctx, req)
+    params = check_sampler_values(ctx, ollama_params(ctx, req))
     if any(m.images for m in req.messages):
         raise APIError(400, "Images are not supported.", param="messages")
     meta = ReplyMeta("", 0, model)
@@ -243,7 +282,7 @@ def start_ollama_generate(request: Request, req: OllamaGenerateRequest, principa
     (after ``system``) rendered with the model's chat template. No prompt: nothing to generate."""
     ctx = ctx_of(request)
     model = resolve_model(ctx, req.model)
-    params = ollama_params(ctx, req)
+    params = check_sampler_values(ctx, ollama_params(ctx, req))
     if req.images:
         raise APIError(400, "Images are not supported.", param="images")
     meta = ReplyMeta("", 0, model)
@@ -275,7 +314,7 @@ def chat_prompt(ctx: AppContext, raw: Any, principal: Principal) -> str:
         raise APIError(404, f"No persona named {body.persona!r} for this account.", param="persona",
                        code="persona_not_found")
     try:
-        result = ctx.chat.api_prompt(
+        result = ctx.chat.prepare_answer(  # every hook a turn runs: the prompt the model would be sent
             [(m.role, m.text()) for m in body.messages],
             resolve_params(raw, ctx.presets),
             character=body.character,

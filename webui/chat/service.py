@@ -18,14 +18,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from webui.chat.character import Character, substitute_macros
 from webui.chat.characters import DEFAULT_CHARACTER, CharacterLibrary
-from webui.chat.hooks import HookedCompletion, Turn, TurnHooks
+from webui.chat.hooks import HookedCompletion, PreparedPrompt, Turn, TurnHooks
 from webui.chat.instruct import MODEL_TEMPLATE, InstructionTemplates
 from webui.chat.prompt import MODES, ChatSetup, Goal, PromptResult, PromptTools, build_prompt
 from webui.chat.reply_writer import TURN_NOT_SAVED, ReplyWriter
@@ -60,6 +60,8 @@ class ReplyProgress:
     dropped_turns: int = 0
     prompt_tokens: int = 0  # set on the last progress
     completion_tokens: int = 0  # set on the last progress
+    # the generation's token log-probabilities so far (the handle's growing list; empty unless asked for)
+    logprobs: list[Any] = field(default_factory=list)
 
 
 class ChatService:
@@ -358,24 +360,26 @@ class ChatService:
         """Reply to a history the caller holds (the API): the same prompt building and generation
         as ``send``. ``character`` None: the messages as given. Nothing is stored unless
         ``version_id`` names a reply row (from ``repo.start_turn``) to write the reply into."""
-        last = history[-1][1] if history and history[-1][0] == "user" else ""
-        turn = self.hooks.begin_chat(
-            last,
-            params,
-            character=character or "",
-            mode=mode or "instruct",
-            history=history[:-1] if last else history,
-        )
-        history, params = self.hooks.modify_history(history, turn), turn.params
-        built = self.api_prompt(history, params, character=character, mode=mode, persona=persona, user_id=user_id)
-        handle = self.hooks.generate_chat(
-            self.engine, built.prompt, built.messages, _with_stops(params, built.stops), turn
-        )
+        prepared = self.prepare_answer(history, params, character=character, mode=mode, persona=persona,
+                                       user_id=user_id)
+        handle = self.hooks.generate_prepared(self.engine, prepared)
+        turn = prepared.turn
         yield from self.hooks.outputs(
-            self._stream(handle, version_id, session_key, min_interval, built.dropped_turns),
+            self._stream(handle, version_id, session_key, min_interval, prepared.built.dropped_turns),
             turn,
             lambda t: version_id is not None and self.repo.update_version(version_id, t, complete=True),
         )
+
+    def prepare_answer(self, history: list[tuple[str, str]], params: GenerationParams, *,
+                       character: str | None = None, mode: str | None = None, persona: str | None = None,
+                       template: str | None = None, user_id: int | None = None) -> PreparedPrompt:
+        """Every hook a turn runs before generating, and the prompt the model is sent: ``answer``
+        generates from it, ``POST /v1/internal/chat-prompt`` returns its ``prompt``."""
+        last = history[-1][1] if history and history[-1][0] == "user" else ""
+        turn = self.hooks.begin_chat(last, params, character=character or "", mode=mode or "instruct",
+                                     history=history[:-1] if last else history)
+        return self.hooks.prepare(turn, history, lambda h, p: self.api_prompt(
+            h, p, character=character, mode=mode, persona=persona, template=template, user_id=user_id))
 
     def answer_saved(
         self,
@@ -423,13 +427,13 @@ class ChatService:
         try:
             for delta in completion.deltas():
                 text += delta
-                yield ReplyProgress(text)
+                yield ReplyProgress(text, logprobs=handle.logprobs)
         finally:
             handle.cancel()  # a no-op when finished; stops the model if the consumer went away
             self._untrack(session_key, handle)
         stats = handle.stats
         yield ReplyProgress(text, done=True, finish_reason=stats.finish_reason, prompt_tokens=stats.prompt_tokens,
-                            completion_tokens=stats.completion_tokens)
+                            completion_tokens=stats.completion_tokens, logprobs=handle.logprobs)
 
     def has_conversation(self, conv_id: int, user_id: int | None = None) -> bool:
         try:
@@ -459,11 +463,10 @@ class ChatService:
             if version_id is not None:
                 self.repo.update_settings(conv.id, {"params": _non_default(params)}, user_id)
             turn = turn or self.hooks.begin_chat("", params, **self._hook_info(conv, history, user_id, goal))
-            history, params = self.hooks.modify_history(history, turn), turn.params
-            built = self.chat_prompt(conv, history, params, goal=goal, prefix=prefix, user_id=user_id, turn=turn)
-            handle = self.hooks.generate_chat(
-                self.engine, built.prompt, built.messages, _with_stops(params, built.stops), turn
-            )
+            prepared = self.hooks.prepare(turn, history, lambda h, p: self.chat_prompt(
+                conv, h, p, goal=goal, prefix=prefix, user_id=user_id, turn=turn))
+            built = prepared.built
+            handle = self.hooks.generate_prepared(self.engine, prepared)
         except Exception:
             if version_id is not None:
                 self.repo.update_version(version_id, prefix, complete=True)
@@ -511,7 +514,7 @@ class ChatService:
                 writer.progress(text(), now)  # a full disk: the reply goes on, the next flush retries
                 if delta and now - last_yield >= min_interval:
                     last_yield = now
-                    yield ReplyProgress(text(), dropped_turns=dropped)
+                    yield ReplyProgress(text(), dropped_turns=dropped, logprobs=handle.logprobs)
                     if min_interval:
                         # Let tokens pile up instead of waking per token.
                         time.sleep(max(0.0, min_interval - (time.monotonic() - now)))
@@ -534,6 +537,7 @@ class ChatService:
             dropped_turns=dropped,
             prompt_tokens=stats.prompt_tokens,
             completion_tokens=stats.completion_tokens,
+            logprobs=handle.logprobs,
         )
 
     def _track(self, session_key: str, handle: GenerationHandle) -> None:
@@ -549,6 +553,14 @@ class ChatService:
             if self._active.get(session_key) is handle:
                 del self._active[session_key]
 
+    def stop_matching(self, prefix: str) -> int:
+        """Stop every reply whose session key starts with ``prefix`` (``api:``: the API's); how many."""
+        with self._lock:
+            handles = [h for key, h in self._active.items() if key.startswith(prefix)]
+        for handle in handles:
+            handle.cancel()
+        return len(handles)
+
     def stop(self, session_key: str) -> bool:
         """Stop the reply streaming to ``session_key``; True if there was one."""
         with self._lock:
@@ -557,11 +569,6 @@ class ChatService:
             return False
         handle.cancel()
         return True
-
-
-def _with_stops(params: GenerationParams, stops: list[str]) -> GenerationParams:
-    extra = [s for s in stops if s not in params.stop]
-    return params.model_copy(update={"stop": [*params.stop, *extra]}) if extra else params
 
 
 def _non_default(params: GenerationParams) -> dict[str, Any]:

@@ -132,28 +132,51 @@ class PromptStates:
                            llama_state=bytes(buf)[:written], llama_state_size=written, seed=0)
         self._cache[key] = state
 
-    def restore_if_better(self, llm: Any, tokens: Sequence[int], current: int) -> int:
-        """Restore the saved state sharing the longest beginning with ``tokens`` if it shares more
-        than ``current`` tokens (what the live context shares); returns the shared length now."""
+    def states(self) -> list[Any]:
+        """The saved states (llama-cpp-python ``LlamaState`` objects), least recently used first."""
+        return list(self._cache.cache_state.values())
+
+    def restore(self, llm: Any, state: Any) -> bool:
+        """Load ``state`` into the context (False, and an empty context, if llama.cpp refuses it)."""
         import llama_cpp
 
-        if not self._cache.cache_state:
-            return current
-        try:
-            state = self._cache[tuple(int(t) for t in tokens)]
-        except KeyError:
-            return current
-        shared = min(common_prefix(state.input_ids, tokens), len(tokens) - 1)
-        if shared <= current:
-            return current
+        key = tuple(int(t) for t in state.input_ids)
+        if key in self._cache.cache_state:
+            self._cache.cache_state.move_to_end(key)
         llama_cpp.llama_memory_clear(llm._ctx.memory, True)
         src = (ctypes.c_uint8 * state.llama_state_size).from_buffer_copy(state.llama_state)
         if int(llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, src, state.llama_state_size, 0)) == 0:
             llm.reset()
-            return 0
+            return False
         llm.input_ids[:state.n_tokens] = state.input_ids
         llm.n_tokens = state.n_tokens
-        return shared
+        return True
+
+
+@dataclass(frozen=True)
+class _Start:
+    """One way to start: from the live context or a saved state, as is or shifted."""
+
+    usable: int  # prompt tokens whose KV cache is reused
+    state: Any = None  # a saved state to restore first (None: the live context)
+    shift: Shift | None = None
+
+
+def _best_start(llm: Any, tokens: Sequence[int], states: PromptStates | None, shift: bool) -> _Start:
+    """The start that reuses the most of the prompt; the live context wins ties, then exact reuse."""
+    limit = len(tokens) - 1
+    sources = [(None, llm.input_ids[:llm.n_tokens])]
+    if states is not None:
+        sources += [(state, state.input_ids) for state in reversed(states.states())]  # most recent first
+    best = _Start(0)
+    for state, cached in sources:
+        exact = min(common_prefix(cached, tokens), limit)
+        if exact > best.usable:
+            best = _Start(exact, state)
+        plan = plan_shift(cached, tokens) if shift else None
+        if plan is not None and plan.keep + plan.reuse > max(best.usable, exact):
+            best = _Start(plan.keep + plan.reuse, state, plan)
+    return best
 
 
 @dataclass
@@ -169,21 +192,17 @@ class LoadReport:
 
 def load_prompt(llm: Any, tokens: Sequence[int], states: PromptStates | None = None, *,
                 shift: bool = True) -> LoadReport:
-    """Evaluate ``tokens``, reusing as much of the KV cache as the mechanisms above allow (at least
-    the last token is evaluated again, for its logits)."""
-    limit = len(tokens) - 1
-    prefix = min(common_prefix(llm.input_ids[:llm.n_tokens], tokens), limit)
-    restored = False
-    if states is not None:
-        before = prefix
-        prefix = states.restore_if_better(llm, tokens, prefix)
-        restored = prefix > before
-    shifted = 0
-    if shift and not restored and prefix < limit and can_shift(llm):
-        plan = plan_shift(llm.input_ids[:llm.n_tokens], tokens)
-        if plan is not None and plan.keep + plan.reuse > prefix:
-            apply_shift(llm, plan)
-            prefix, shifted = plan.keep + plan.reuse, plan.drop
+    """Evaluate ``tokens``, reusing as much KV cache as the mechanisms above allow, from the live
+    context or a saved state (at least the last token is evaluated again, for its logits)."""
+    start = _best_start(llm, tokens, states, shift and can_shift(llm))
+    prefix, restored, shifted = start.usable, False, 0
+    if start.state is not None:
+        restored = states is not None and states.restore(llm, start.state)
+        if not restored:
+            prefix = 0
+    if start.shift is not None and (restored or start.state is None):
+        apply_shift(llm, start.shift)
+        shifted = start.shift.drop
     if prefix > 0 and llm._ctx.kv_cache_seq_rm(-1, prefix, -1):
         llm.n_tokens = prefix
     else:

@@ -9,14 +9,26 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from webui.engine.adapters import LlamaAdapters
+from webui.engine.llama_context import PromptStates, load_prompt
+from webui.engine.llama_decode import DecodeRequest, LlamaDecoder
 from webui.engine.memory import rss_bytes
 from webui.engine.options import normalize
-from webui.engine.protocol import Backend, BackendInfo, Emit, GenerationStats, LoadedModel, ModelInfo, ModelSpec, is_url
-from webui.errors import ModelLoadError
+from webui.engine.protocol import (
+    Backend,
+    BackendInfo,
+    Emit,
+    GenerationStats,
+    LoadedModel,
+    ModelInfo,
+    ModelSpec,
+    TokenProb,
+    is_url,
+)
+from webui.errors import ModelLoadError, UserFacingError
 from webui.generation.decode import DecodeHooks, llama_cpp_logits_processor
 from webui.generation.fallback_template import FALLBACK_CHAT_TEMPLATE, FALLBACK_STOP
-from webui.generation.params import LOCAL_DECODING_PARAMS, GenerationParams
-from webui.generation.penalties import PenaltyConfig, numpy_processor
+from webui.generation.params import LOCAL_DECODING_PARAMS, REWIND_PARAMS, GenerationParams
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +154,12 @@ def with_logit_bias(processors: Any, bias: dict[int, float]) -> Any:
 class LlamaCppModel(LoadedModel):
     """A GGUF model loaded by llama.cpp."""
 
-    def __init__(self, llm: Any, name: str, path: Path, cache_type: str = "f16", rss_delta_bytes: int = 0) -> None:
+    # llama_tokenize reads only the vocabulary, never the context's decoding state (llama.cpp's own
+    # server tokenizes in its HTTP threads while the main loop decodes)
+    counts_off_worker = True
+
+    def __init__(self, llm: Any, name: str, path: Path, cache_type: str = "f16", rss_delta_bytes: int = 0, *,
+                 prompt_cache_mb: int = 0, context_shift: bool = True) -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self._llm = llm
@@ -168,6 +185,10 @@ class LlamaCppModel(LoadedModel):
         )
         self.template_stops: list[str] = [] if template else list(FALLBACK_STOP)
         self._eog_ids: list[int] | None = None  # computed on the first ban_eos_token reply
+        self._adapters = LlamaAdapters()  # GGUF LoRA adapters set on the context
+        # each chat's KV state, so returning to a chat does not read it again (webui.engine.llama_context)
+        self._states = PromptStates(prompt_cache_mb << 20)
+        self._context_shift = context_shift
 
     @property
     def eog_ids(self) -> list[int]:
@@ -186,45 +207,116 @@ class LlamaCppModel(LoadedModel):
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    # -- inspection (see LoadedModel) -------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        return [int(i) for i in self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)]
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self._llm.detokenize(ids).decode("utf-8", errors="replace")
+
+    def token_pieces(self, ids: list[int]) -> list[str]:
+        return [self._llm.detokenize([i], special=True).decode("utf-8", errors="replace") for i in ids]
+
+    def next_token_probs(self, prompt: str, k: int, params: GenerationParams | None = None,
+                         hooks: DecodeHooks | None = None) -> list[TokenProb]:
+        """The prompt's ids are those generate() feeds (BOS as ``add_bos_token`` says; the defaults
+        without ``params``). With ``params``: generate()'s own sampler chain (``build_chain``, its
+        Python stage and the extensions' processors included) applied to the logits without its final
+        draw; the probabilities are the softmax over the tokens it keeps; at temperature 0, all the
+        mass on the argmax. The seed does not matter (nothing is drawn)."""
+        import numpy as np
+
+        add_bos = (params or GenerationParams()).add_bos_token
+        tokens = [int(i) for i in self._llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)]
+        if not tokens:
+            raise UserFacingError("Write some text first: the next token is predicted from at least one.")
+        if len(tokens) >= self.info.context_length:
+            raise UserFacingError(f"The text is {len(tokens)} tokens, more than the model's context "
+                                  f"({self.info.context_length}); shorten it.")
+        scores = self._last_logits(tokens)
+        if params is not None:
+            scores = self._sample_chain(prompt, tokens, scores, params, hooks)
+        ids = np.flatnonzero(np.isfinite(scores))
+        probs = np.exp(scores[ids] - scores[ids].max())
+        probs /= probs.sum()
+        order = np.argsort(-probs, kind="stable")[:k]
+        top = [int(ids[i]) for i in order]
+        return [TokenProb(i, piece, float(probs[j])) for i, piece, j in zip(top, self.token_pieces(top), order)]
+
+    def _last_logits(self, tokens: list[int]) -> Any:
+        """The logits after ``tokens``, through ``load_prompt`` (the cached prefix reused, as generate()
+        does); the cache is then left as a reply leaves it, the last token to decode again."""
+        import llama_cpp
+        import numpy as np
+
+        load_prompt(self._llm, tokens, self._states, shift=self._context_shift)
+        logits = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
+        scores = np.array(np.ctypeslib.as_array(logits, shape=(int(self._llm.n_vocab()),)), dtype=np.float32)
+        self._llm.n_tokens -= 1  # the next load_prompt() re-decodes it (at least the last token always is)
+        return scores
+
+    def _sample_chain(self, prompt: str, tokens: list[int], scores: Any, params: GenerationParams,
+                      hooks: DecodeHooks | None) -> Any:
+        """``scores`` through generate()'s chain without its final draw (-inf: dropped)."""
+        import ctypes
+
+        import llama_cpp
+        import numpy as np
+        from llama_cpp._internals import LlamaTokenDataArray
+
+        from webui.engine.llama_samplers import ChainInputs, build_chain
+
+        seed = params.seed if params.seed >= 0 else 0
+        extensions = llama_cpp_logits_processor(hooks, self._llm, prompt, seed)
+        request = DecodeRequest(prompt_ids=tokens, params=params, seed=seed, eog_ids=self.eog_ids,
+                                stop_strings=self.template_stops, processors=list(extensions or []))
+        decoder = LlamaDecoder(self._llm, request, lambda text, n_tokens=1: True)
+        inputs = ChainInputs(n_vocab=len(scores), n_ctx=int(self._llm.n_ctx()), vocab=self._llm._model.vocab,
+                             seed=seed, prompt_ids=tokens, eog_ids=self.eog_ids,
+                             prep=decoder._prep if decoder._needs_prep() else None)  # as LlamaDecoder._chain
+        chain = build_chain(params, inputs, terminal=False)
+        try:
+            array = LlamaTokenDataArray(n_vocab=len(scores))
+            array.copy_logits(np.asarray(scores, dtype=np.single))
+            llama_cpp.llama_sampler_apply(chain.chain, ctypes.byref(array.candidates))
+            kept = np.ctypeslib.as_array(array.candidates.data, shape=(array.candidates.size,))
+            out = np.full_like(scores, -np.inf)
+            out[kept["id"]] = kept["logit"]
+        finally:
+            chain.free()
+        if params.greedy:
+            best = int(np.argmax(out))
+            out = np.full_like(scores, -np.inf)
+            out[best] = 0.0
+        return out
+
     def generate(
         self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None = None
     ) -> GenerationStats:
         seed = params.seed if params.seed >= 0 else random.randrange(2**31)
-        stats = GenerationStats(prompt_tokens=self.count_tokens(prompt))
-        # repetition / presence / frequency penalties, no_repeat_ngram_size and ban EOS run in our
-        # own processor (webui.generation.penalties), so they mean the same as on transformers;
-        # llama.cpp's own penalties are turned off (they would only see the last 64 reply tokens).
-        penalties = numpy_processor(PenaltyConfig.from_params(params, self.eog_ids if params.ban_eos_token else ()))
+        # llama.cpp's own sampler chain for every parameter it has a sampler for; Python stages only for
+        # the rest and the extensions' processors (webui.engine.llama_samplers, webui.engine.llama_decode)
+        ids = list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=params.add_bos_token, special=True))
         extensions = llama_cpp_logits_processor(hooks, self._llm, prompt, seed)
-        processors = with_processors([penalties] if penalties else [], extensions)
-        stream = self._llm.create_completion(
-            prompt,
-            max_tokens=params.max_new_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            top_k=params.top_k,
-            min_p=params.min_p,
-            typical_p=params.typical_p,
-            repeat_penalty=1.0,
-            presence_penalty=0.0,
-            frequency_penalty=0.0,
-            seed=seed,
-            stop=self.template_stops or None,
-            stream=True,
-            logits_processor=with_logit_bias(processors, params.logit_bias),
-        )
-        try:
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                if choice.get("finish_reason"):
-                    stats.finish_reason = "length" if choice["finish_reason"] == "length" else "stop"
-                if choice["text"] and not emit(choice["text"]):
-                    break
-        finally:
-            stream.close()
+        request = DecodeRequest(
+            prompt_ids=ids or [int(self._llm.token_bos())], params=params, seed=seed, eog_ids=self.eog_ids,
+            stop_strings=self.template_stops, processors=list(extensions or []), prompt_states=self._states,
+            context_shift=self._context_shift)
+        stats = LlamaDecoder(self._llm, request, emit).run()
+        stats.prompt_tokens = self.count_tokens(prompt)
         return stats
 
+    def apply_adapters(self, adapters: list[tuple[Path, float]]) -> None:
+        self._states.clear()  # states computed without these adapters
+        self._adapters.apply(self._llm, self.path, adapters)
+
+    def clear_adapters(self) -> None:
+        self._states.clear()
+        self._adapters.clear(self._llm)
+
     def unload(self) -> None:
+        self._adapters.clear(self._llm)  # freed before the model they belong to
         self._llm.close()
         self._llm = None
 
@@ -261,9 +353,12 @@ def llama_kwargs(options: dict[str, Any]) -> dict[str, Any]:
 class LlamaCppBackend(Backend):
     info = BackendInfo(
         name="llama.cpp",
-        params=LOCAL_DECODING_PARAMS,
+        params=LOCAL_DECODING_PARAMS | REWIND_PARAMS,
         extension_processors=True,
+        logprobs=True,  # read from the step's logits when a request asks (webui.engine.llama_decode)
+        native_samplers=True,  # llama.cpp's own sampler chain (webui.engine.llama_samplers)
         prompt_cache=True,  # llama-cpp-python reuses the KV cache of the previous prompt's common prefix
+        adapters=True,  # GGUF LoRA adapters (webui/engine/adapters.py), exported from PEFT on demand
     )
 
     def can_load(self, path: str) -> bool:
@@ -292,4 +387,6 @@ class LlamaCppBackend(Backend):
                 "architecture this llama-cpp-python version does not know."
             ) from exc
         rss_delta = max(0, rss_bytes() - rss_before)
-        return LlamaCppModel(llm, spec.display_name or path.stem, path, options["cache_type"], rss_delta)
+        return LlamaCppModel(llm, spec.display_name or path.stem, path, options["cache_type"], rss_delta,
+                             prompt_cache_mb=int(options["prompt_cache_mb"]),
+                             context_shift=bool(options["context_shift"]))

@@ -16,6 +16,7 @@ from webui.engine.protocol import ModelSpec
 from webui.engine.registry import loader_names, pick_loader
 from webui.errors import ModelLoadError, UserFacingError
 from webui.problems import Problem, Problems
+from webui.training.lora_library import LoraLibrary
 
 log = logging.getLogger(__name__)
 FILE_NAME = "model-settings.json"
@@ -115,14 +116,45 @@ def load_at_startup(engine: Any, settings: Any, problems: Problems) -> Any:
     store = ModelSettingsStore.in_data_dir(settings.data_dir)
     spec = startup_spec(settings)
     try:
-        return load_and_remember(engine, spec, store)
+        info = load_and_remember(engine, spec, store)
     except ModelLoadError as exc:
         plain = startup_spec(settings, saved=False)
         if plain == spec:
             raise
         problems.report("saved model options", [Problem.of(
             "model settings", store.path, f"the options saved for {spec.path} were not used: {exc}")])
-        return engine.load(plain)
+        info = engine.load(plain)
+    apply_startup_loras(engine, settings, problems)
+    return info
+
+
+def startup_lora_names(settings: Any) -> list[str]:
+    """``--lora a --lora b`` or ``--lora a,b`` (WEBUI_LORA / settings.yaml: a list or "a,b")."""
+    return [name.strip() for item in settings.lora for name in str(item).split(",") if name.strip()]
+
+
+def apply_startup_loras(engine: Any, settings: Any, problems: Problems) -> None:
+    """Apply the ``--lora`` adapters to the start-up model. One that does not exist, or that the
+    model cannot take, is listed in Problems (with why) and the app starts without it."""
+    names = startup_lora_names(settings)
+    if not names:
+        return
+    library = LoraLibrary(settings.data_dir)
+    found: list[str] = []
+    skipped: list[Problem] = []
+    for name in names:
+        try:
+            library.get(name)
+            found.append(name)
+        except UserFacingError as exc:
+            skipped.append(Problem.of("LoRA adapter", library.root / name, f"not applied (--lora): {exc}"))
+    if found:
+        try:
+            engine.apply_loras(found, library=library)
+        except UserFacingError as exc:
+            skipped += [Problem.of("LoRA adapter", library.root / name, f"not applied (--lora): {exc}")
+                        for name in found]
+    problems.report("startup adapters", skipped)
 
 
 def load_and_remember(engine: Any, spec: ModelSpec, store: ModelSettingsStore) -> Any:

@@ -84,6 +84,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("cache_type", "KV cache type", "choice", "f16", LCPP,
            "Quantize the KV cache to save memory; q8_0/q4_0 need flash attention.", choices=("f16", "q8_0", "q4_0")),
     Option("use_mmap", "mmap", "bool", True, LCPP, "Map the file instead of reading it into memory."),
+    Option("prompt_cache_mb", "Prompt cache (MiB)", "int", 1024, LCPP,
+           "RAM for each chat's saved KV state, so switching chats (or API clients) does not read them again; "
+           "least recently used first out (0: off).", minimum=0),
+    Option("context_shift", "Context shift", "bool", True, LCPP,
+           "When a chat outgrows the context, drop its oldest turns from the KV cache and move the rest back "
+           "instead of reading it all again (close to, not exactly, a fresh read)."),
     Option("use_mlock", "mlock", "bool", False, LCPP, "Lock the model in RAM so it is never swapped out."),
     Option("tensor_split", "Tensor split", "text", "", LCPP, "Share of the model per GPU, e.g. '3,1'.", cuda_only=True),
     # -- remote (OpenAI-compatible server) ----------------------------------------------------
@@ -223,7 +229,7 @@ def saved_view(options: Mapping[str, Any]) -> dict[str, Any]:
 FLAG_OPTIONS = (
     "dtype", "quant_type", "compute_dtype", "use_double_quant", "device_map", "attn_implementation",
     "trust_remote_code", "compile", "n_gpu_layers", "n_ctx", "threads", "n_batch", "flash_attn", "cache_type",
-    "use_mlock", "tensor_split", "remote_api_key", "remote_model",
+    "use_mlock", "prompt_cache_mb", "tensor_split", "remote_api_key", "remote_model",
 )
 QUANTIZATION_ALIASES = {"torchao": "torchao-int8", "quanto": "quanto-int8", "none": "none"}
 QUANTIZATION_FLAG_CHOICES = ("none", "torchao", "quanto", "torchao-int8", "quanto-int8", "bnb-8bit", "bnb-4bit")
@@ -248,9 +254,10 @@ def model_settings() -> dict[str, tuple[Any, Setting]]:
     """The model-loading settings, in flag order: ``{name: (type, Setting)}``.
 
     Besides ``FLAG_OPTIONS`` there are the shorthand flags: ``--load-in-8bit``/``--load-in-4bit``
-    (quantization bnb-8bit/bnb-4bit), ``--quantization`` with its short aliases, and ``--no-mmap``.
+    (quantization bnb-8bit/bnb-4bit), ``--quantization`` with its short aliases, ``--no-mmap`` and
+    ``--no-context-shift``.
     """
-    quant, mmap = BY_NAME["quantization"], BY_NAME["use_mmap"]
+    quant, mmap, shift = BY_NAME["quantization"], BY_NAME["use_mmap"], BY_NAME["context_shift"]
     return {
         "load_in_8bit": (bool | None, Setting("bitsandbytes 8-bit (transformers)", action="store_true",
                                               group=MODEL_FLAG_GROUP, doc_default=format_default(False))),
@@ -260,13 +267,17 @@ def model_settings() -> dict[str, tuple[Any, Setting]]:
                                              group=MODEL_FLAG_GROUP, doc_default=format_default(quant.default))),
         "use_mmap": (bool | None, Setting("llama.cpp: read, not map", flag="--no-mmap", action="store_false",
                                           group=MODEL_FLAG_GROUP, doc_default=format_default(mmap.default))),
+        "context_shift": (bool | None, Setting("llama.cpp: read a chat that outgrew the context again instead of "
+                                               "shifting its KV cache (exact, slower)", flag="--no-context-shift",
+                                               action="store_false", group=MODEL_FLAG_GROUP,
+                                               doc_default=format_default(shift.default))),
         **{name: _option_setting(BY_NAME[name]) for name in FLAG_OPTIONS},
     }
 
 
 def flag_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """The model-flag values from parsed args or Settings (None = not given), as ModelSpec options."""
-    out = {name: values[name] for name in (*FLAG_OPTIONS, "use_mmap") if values.get(name) is not None}
+    out = {name: values[name] for name in (*FLAG_OPTIONS, "use_mmap", "context_shift") if values.get(name) is not None}
     quant = values.get("quantization")
     if values.get("load_in_4bit"):
         out["quantization"] = "bnb-4bit"

@@ -9,20 +9,36 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol
 
+from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams
 
 if TYPE_CHECKING:  # decode.py pulls in the extension sampler types; only annotations need it here
+    from pathlib import Path
+
     from webui.generation.decode import DecodeHooks
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
 
 class Emit(Protocol):
-    """Called by a backend for each piece of decoded text; returns False to ask it to stop."""
+    """Called by a backend for each piece of decoded text; returns False to ask it to stop.
+    ``logprobs``: the tokens behind ``text`` with their log-probabilities, when the request asked
+    for them (``GenerationParams.logprobs``) and the backend declares ``BackendInfo.logprobs``."""
 
-    def __call__(self, text: str, n_tokens: int = 1) -> bool: ...
+    def __call__(self, text: str, n_tokens: int = 1, logprobs: list[TokenLogprob] | None = None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text, raw bytes, its log-probability under the model (before any
+    sampler), and the most likely alternatives at that step as (text, bytes, logprob), best first."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] = ()
+    top: tuple[tuple[str, tuple[int, ...], float], ...] = ()
 
 
 @dataclass
@@ -30,6 +46,7 @@ class GenerationStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: FinishReason = "stop"
+    cached_tokens: int = 0  # prompt tokens whose KV cache was reused rather than evaluated
 
 
 @dataclass
@@ -81,9 +98,13 @@ class ModelInfo:
 
 
 class LoadedModel(ABC):
-    """A model in memory. All methods are called on the inference worker thread."""
+    """A model in memory. All methods are called on the inference worker thread, except
+    ``count_tokens`` where ``counts_off_worker`` says it may run beside a generation."""
 
     info: ModelInfo
+    # True: count_tokens only reads the tokenizer (no decoding state), so Engine.count_tokens_now may
+    # call it from another thread while the worker generates (the chat's token counter, as one types)
+    counts_off_worker: ClassVar[bool] = False
 
     @abstractmethod
     def format_chat(self, messages: list[dict[str, str]]) -> str:
@@ -98,8 +119,49 @@ class LoadedModel(ABC):
     @abstractmethod
     def count_tokens(self, text: str) -> int: ...
 
+    def apply_adapters(self, adapters: list[tuple[Path, float]]) -> None:
+        """Apply these LoRA adapters (folder, weight), replacing any applied, without reloading
+        (webui/engine/adapters.py). Backends whose ``BackendInfo.adapters`` is True override it."""
+        raise UserFacingError(f"The {self.info.loader} loader cannot apply LoRA adapters; load the model with "
+                              "transformers or llama.cpp.")
+
+    def clear_adapters(self) -> None:
+        """Remove every applied adapter: the base model again."""
+        raise UserFacingError(f"The {self.info.loader} loader cannot apply LoRA adapters.")
+
     @abstractmethod
     def unload(self) -> None: ...
+
+    # -- inspection: the Notebook's Tokens and Logits views, /v1/internal/encode|decode|logits.
+    # A backend that cannot inspect keeps these defaults, which say so in one line.
+
+    def tokenize(self, text: str) -> list[int]:
+        """The token ids generate() feeds the model for ``text`` (no BOS added, special tokens parsed)."""
+        raise UserFacingError(f"The {self.info.loader} loader cannot show token ids.")
+
+    def detokenize(self, ids: list[int]) -> str:
+        """The text of ``ids`` (special tokens left out, as a reply shows them)."""
+        raise UserFacingError(f"The {self.info.loader} loader cannot decode token ids.")
+
+    def token_pieces(self, ids: list[int]) -> list[str]:
+        """Each id's own text (special tokens by name); pieces of a split character may not be valid UTF-8
+        alone and show U+FFFD."""
+        raise UserFacingError(f"The {self.info.loader} loader cannot show token pieces.")
+
+    def next_token_probs(self, prompt: str, k: int, params: GenerationParams | None = None,
+                         hooks: DecodeHooks | None = None) -> list[TokenProb]:
+        """The ``k`` most likely next tokens after ``prompt``, most likely first. ``params`` None: the
+        softmax of the raw logits; otherwise the distribution the sampler draws from once the
+        backend's processors and samplers have run (each backend documents its chain)."""
+        raise UserFacingError(f"The {self.info.loader} loader cannot show next-token probabilities.")
+
+
+class TokenProb(NamedTuple):
+    """One candidate next token: its id, its text (special tokens by name) and its probability."""
+
+    id: int
+    text: str
+    prob: float
 
 
 class Backend(ABC):

@@ -93,6 +93,8 @@ def sampling_body(params: GenerationParams) -> dict[str, Any]:
 
 
 class RemoteModel(LoadedModel):
+    counts_off_worker = True  # count_tokens is arithmetic on the text's length
+
     def __init__(self, base: str, model: str, name: str, context_length: int, client: httpx.Client) -> None:
         self.base = base
         self.model = model

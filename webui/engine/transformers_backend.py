@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from webui.engine.adapters import PeftAdapters
 from webui.engine.memory import model_bytes, rss_bytes
 from webui.engine.options import cuda_available, normalize
-from webui.engine.protocol import Backend, BackendInfo, Emit, GenerationStats, LoadedModel, ModelInfo, ModelSpec, is_url
+from webui.engine.protocol import (
+    Backend,
+    BackendInfo,
+    Emit,
+    GenerationStats,
+    LoadedModel,
+    ModelInfo,
+    ModelSpec,
+    TokenLogprob,
+    TokenProb,
+    is_url,
+)
 from webui.engine.quantization import (
     build_quantization_config,
     check_prequantized,
     detect_prequantized,
     quantization_needs,
 )
-from webui.errors import ModelLoadError
+from webui.errors import ModelLoadError, UserFacingError
 from webui.generation.decode import DecodeHooks, transformers_decode_kwargs
 from webui.generation.fallback_template import FALLBACK_CHAT_TEMPLATE
-from webui.generation.params import LOCAL_DECODING_PARAMS, GenerationParams
+from webui.generation.hf_samplers import LogprobRecorder, penalty_kwargs, sampling_kwargs, with_bos
+from webui.generation.params import GUIDANCE_PARAMS, LOCAL_DECODING_PARAMS, GenerationParams
 from webui.generation.penalties import PenaltyConfig, TorchPenalties
 
 log = logging.getLogger(__name__)
@@ -45,7 +59,8 @@ class _EmitStreamer:
     holds back a trailing partial UTF-8 character.
     """
 
-    def __init__(self, tokenizer: Any, emit: Emit) -> None:
+    def __init__(self, tokenizer: Any, emit: Emit, recorder: LogprobRecorder | None = None,
+                 skip_special: bool = True, eos_ids: frozenset[int] = frozenset()) -> None:
         self._tok = tokenizer
         self._emit = emit
         self._ids: list[int] = []
@@ -53,6 +68,14 @@ class _EmitStreamer:
         self._seen_prompt = False
         self.keep_going = True
         self.new_tokens = 0
+        self._recorder = recorder  # the tokens' log-probabilities, when asked for
+        self._skip_special = skip_special
+        self._eos = eos_ids
+        self._logprobs: list[TokenLogprob] = []
+
+    def _send(self, text: str, n: int) -> bool:
+        lps, self._logprobs = self._logprobs, []
+        return self._emit(text, n, logprobs=lps) if lps else self._emit(text, n)
 
     def put(self, value: Any) -> None:
         if not self._seen_prompt:
@@ -61,7 +84,10 @@ class _EmitStreamer:
         ids = value.reshape(-1).tolist()
         self.new_tokens += len(ids)
         self._ids.extend(ids)
-        text = self._tok.decode(self._ids, skip_special_tokens=True)
+        if self._recorder is not None:
+            recorded = [self._recorder.take(t) for t in ids if t not in self._eos]
+            self._logprobs += [lp for lp in recorded if lp is not None]
+        text = self._tok.decode(self._ids, skip_special_tokens=self._skip_special)
         if text.endswith("\ufffd"):
             return
         delta = text[self._printed :]
@@ -70,14 +96,14 @@ class _EmitStreamer:
         else:
             self._printed = len(text)
         if delta:
-            self.keep_going = self._emit(delta, len(ids)) and self.keep_going
-        elif not self._emit("", len(ids)):
+            self.keep_going = self._send(delta, len(ids)) and self.keep_going
+        elif not self._send("", len(ids)):
             self.keep_going = False
 
     def end(self) -> None:
-        text = self._tok.decode(self._ids, skip_special_tokens=True)
-        if text[self._printed :]:
-            self._emit(text[self._printed :], 0)
+        text = self._tok.decode(self._ids, skip_special_tokens=self._skip_special)
+        if text[self._printed :] or self._logprobs:
+            self._send(text[self._printed :], 0)
 
 
 class LogitBias:
@@ -95,6 +121,10 @@ class LogitBias:
 
 
 class TransformersModel(LoadedModel):
+    # encoding without truncation or padding changes nothing in the tokenizer (a fast tokenizer's Rust
+    # object is only borrowed to read, by a generation's own encode too)
+    counts_off_worker = True
+
     def __init__(self, model: Any, tokenizer: Any, name: str, rss_delta_bytes: int = 0) -> None:
         self._model = model
         self._tok = tokenizer
@@ -108,6 +138,7 @@ class TransformersModel(LoadedModel):
             vocab_size=int(getattr(cfg, "vocab_size", 0) or len(tokenizer)),  # logit_bias ids are checked against it
             has_own_template=bool(getattr(tokenizer, "chat_template", None)),
         )
+        self._adapters = PeftAdapters()  # LoRA adapters peft injects into self._model in place
 
     def format_chat(self, messages: list[dict[str, str]]) -> str:
         return self._tok.apply_chat_template(
@@ -120,6 +151,72 @@ class TransformersModel(LoadedModel):
     def count_tokens(self, text: str) -> int:
         return len(self._tok(text, add_special_tokens=False)["input_ids"])
 
+    # -- inspection (see LoadedModel) -------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        return [int(i) for i in self._tok(text, add_special_tokens=False)["input_ids"]]
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self._tok.decode(ids, skip_special_tokens=True)
+
+    def token_pieces(self, ids: list[int]) -> list[str]:
+        return [self._tok.decode([i]) for i in ids]
+
+    def next_token_probs(self, prompt: str, k: int, params: GenerationParams | None = None,
+                         hooks: DecodeHooks | None = None) -> list[TokenProb]:
+        """The prompt's ids are those generate() feeds (BOS as ``add_bos_token`` says; the defaults
+        without ``params``). With ``params``: the scores transformers samples from when generate() runs
+        with them (``output_scores`` of a one-token generate() with generate()'s own processors and
+        warpers, extensions' and tokenizer_modifier included); at temperature 0, all the mass on the
+        argmax. The seed does not matter."""
+        import torch
+
+        inputs, kwargs = self._generate_call(prompt, params or GenerationParams(), hooks if params else None)
+        n = int(inputs["input_ids"].shape[1])
+        if n == 0:
+            raise UserFacingError("Write some text first: the next token is predicted from at least one.")
+        if n >= self.info.context_length:
+            raise UserFacingError(f"The text is {n} tokens, more than the model's context "
+                                  f"({self.info.context_length}); shorten it.")
+        with torch.inference_mode():
+            if params is None:
+                logits = self._model(**inputs).logits[0, -1].float()
+            else:
+                kwargs.update(max_new_tokens=1, output_scores=True, return_dict_in_generate=True, streamer=None)
+                logits = self._model.generate(**inputs, **kwargs).scores[0][0].float()
+            probs = torch.softmax(logits, dim=-1)
+            if params is not None and params.greedy:
+                probs = torch.nn.functional.one_hot(probs.argmax(), probs.shape[-1]).float()
+            top = torch.topk(probs, min(k, int(probs.shape[-1])))
+        ids = [int(i) for i in top.indices]
+        return [TokenProb(i, piece, float(p)) for i, piece, p in zip(ids, self.token_pieces(ids), top.values)]
+
+    def _generate_call(self, prompt: str, params: GenerationParams, hooks: DecodeHooks | None) -> tuple[dict, dict]:
+        """(inputs, keyword arguments) that generate() passes to transformers' generate for ``prompt``,
+        caught before anything is decoded: the inspection reuses them rather than rebuilding them."""
+        model, seen = self._model, {}
+
+        class Caught(Exception):
+            pass
+
+        def catch(**kwargs: Any) -> None:
+            seen.update(kwargs)
+            raise Caught
+
+        if "logprobs" in GenerationParams.model_fields:
+            params = params.model_copy(update={"logprobs": None})
+        model.generate = catch  # this instance only, on the worker thread, for this one call
+        try:
+            self.generate(prompt, params, lambda text, n_tokens=1: True, hooks)
+        except Caught:
+            pass
+        finally:
+            del model.generate
+        if "input_ids" not in seen:
+            raise UserFacingError("This model's generation cannot be inspected.")
+        inputs = {key: seen.pop(key) for key in ("input_ids", "attention_mask", "inputs_embeds") if key in seen}
+        return inputs, seen
+
     def generate(
         self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None = None
     ) -> GenerationStats:
@@ -127,9 +224,12 @@ class TransformersModel(LoadedModel):
         from transformers import StoppingCriteria, StoppingCriteriaList, set_seed
 
         inputs = self._tok(prompt, return_tensors="pt", add_special_tokens=False).to(self._model.device)
+        inputs = with_bos(self._tok, inputs, params.add_bos_token)
         inputs, hook_kwargs = transformers_decode_kwargs(hooks, self._tok, prompt, inputs, params.seed)
         prompt_len = int(inputs["input_ids"].shape[1])
-        streamer = _EmitStreamer(self._tok, emit)
+        recorder = (LogprobRecorder(self._tok, params.logprobs, params.skip_special_tokens)
+                    if params.logprobs is not None else None)
+        streamer = _EmitStreamer(self._tok, emit, recorder, params.skip_special_tokens, frozenset(self.eos_ids()))
 
         class StopWhenAsked(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
@@ -137,40 +237,41 @@ class TransformersModel(LoadedModel):
 
         if params.seed >= 0:
             set_seed(params.seed)
+        # transformers' own processors where it has them, ours for the rest (webui.generation.hf_samplers)
+        sampling, warpers = sampling_kwargs(params, params.seed if params.seed >= 0 else None)
+        negative = None
+        if params.guidance_scale != 1.0 and params.negative_prompt:
+            negative = self._tok(params.negative_prompt, return_tensors="pt",
+                                 add_special_tokens=False)["input_ids"].to(self._model.device)
+        extra, extra_processors = penalty_kwargs(params, self._tok, negative)
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
-            "do_sample": not params.greedy,
             **self._penalty_kwargs(params),
+            **sampling,
+            **extra,
             "streamer": streamer,
             "stopping_criteria": StoppingCriteriaList([StopWhenAsked()]),
             "pad_token_id": self._tok.pad_token_id if self._tok.pad_token_id is not None else self._tok.eos_token_id,
         }
-        if not params.greedy:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
-            if params.min_p > 0:
-                kwargs["min_p"] = params.min_p
-            if params.typical_p < 1:
-                kwargs["typical_p"] = params.typical_p
         # presence/frequency and the ranged repetition penalty (webui.generation.penalties): after
-        # transformers' own processors, ahead of the extensions' (the llama.cpp backend's order too)
+        # transformers' own processors, ahead of DRY and the extensions' (the llama.cpp backend's order too)
         ours = TorchPenalties(PenaltyConfig(
             repetition_penalty=params.repetition_penalty if params.repetition_penalty_range > 0 else 1.0,
             repetition_range=params.repetition_penalty_range,
             presence_penalty=params.presence_penalty,
             frequency_penalty=params.frequency_penalty,
         ))
-        if ours.config.active:
-            from transformers import LogitsProcessorList
-
-            hook_kwargs["logits_processor"] = LogitsProcessorList([ours, *hook_kwargs.get("logits_processor", [])])
-        kwargs.update(hook_kwargs)  # extension samplers / logits processors
+        processors = [*([ours] if ours.config.active else []), *extra_processors,
+                      *hook_kwargs.pop("logits_processor", [])]
         if params.logit_bias:  # OpenAI logit_bias: added to the logits before sampling
+            processors.append(LogitBias(params.logit_bias))
+        processors += warpers
+        kwargs.update(hook_kwargs)  # tokenizer_modifier's embeddings
+        if processors:
             from transformers import LogitsProcessorList
 
-            kwargs["logits_processor"] = LogitsProcessorList(
-                [*kwargs.get("logits_processor", []), LogitBias(params.logit_bias)]
-            )
-        with torch.inference_mode():
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
+        with torch.inference_mode(), (recorder.attached(self._model) if recorder else nullcontext()):
             out = self._model.generate(**inputs, **kwargs)
         n_new = int(out.shape[1]) - prompt_len
         reason = "length" if n_new >= params.max_new_tokens else "stop"
@@ -192,14 +293,22 @@ class TransformersModel(LoadedModel):
             "repetition_penalty": params.repetition_penalty if params.repetition_penalty_range == 0 else 1.0,
             "no_repeat_ngram_size": params.no_repeat_ngram_size,
         }
-        if params.ban_eos_token:  # SuppressTokensLogitsProcessor: -inf, so only max_new_tokens ends the reply
+        if params.ban_eos_token or params.custom_token_bans:  # SuppressTokensLogitsProcessor: -inf
             own = list(self._model.generation_config.suppress_tokens or [])
-            out["suppress_tokens"] = sorted({*own, *self.eos_ids()})
+            eos = self.eos_ids() if params.ban_eos_token else []  # then only max_new_tokens ends the reply
+            out["suppress_tokens"] = sorted({*own, *eos, *params.custom_token_bans})
         return out
+
+    def apply_adapters(self, adapters: list[tuple[Path, float]]) -> None:
+        self._adapters.apply(self._model, adapters)
+
+    def clear_adapters(self) -> None:
+        self._adapters.clear()
 
     def unload(self) -> None:
         import gc
 
+        self._adapters = PeftAdapters()
         self._model = None
         gc.collect()
 
@@ -207,7 +316,9 @@ class TransformersModel(LoadedModel):
 class TransformersBackend(Backend):
     info = BackendInfo(
         name="transformers",
-        params=LOCAL_DECODING_PARAMS,
+        params=LOCAL_DECODING_PARAMS | GUIDANCE_PARAMS,
+        logprobs=True,  # from generate()'s scores when a request asks (webui.generation.hf_samplers)
+        adapters=True,  # LoRA adapters through peft (webui/engine/adapters.py)
         extension_processors=True,
         token_hooks=True,
     )

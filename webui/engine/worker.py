@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from webui.engine.protocol import Emit, GenerationStats
+from webui.engine.protocol import Emit, GenerationStats, TokenLogprob
 from webui.generation.stopping import StopStringFilter
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ class GenerationHandle:
         self.stats = GenerationStats()
         self.error: BaseException | None = None
         self.done = threading.Event()
+        # the generated tokens' log-probabilities, when the request asked for them (appended by the
+        # worker, read by the API while it streams: list appends and slices are atomic)
+        self.logprobs: list[TokenLogprob] = []
 
     # -- consumer side -------------------------------------------------------------
     def cancel(self) -> None:
@@ -77,8 +80,10 @@ class GenerationHandle:
         return "".join(self)
 
     # -- producer side (worker thread) ---------------------------------------------
-    def emit(self, text: str, n_tokens: int = 1) -> bool:
+    def emit(self, text: str, n_tokens: int = 1, logprobs: list[TokenLogprob] | None = None) -> bool:
         self.stats.completion_tokens += n_tokens
+        if logprobs:
+            self.logprobs.extend(logprobs)
         visible = self._filter.feed(text)
         if visible:
             self._out.put(visible)

@@ -27,6 +27,19 @@ ALIASES = {
     "max_tokens": "max_new_tokens",
     "max_completion_tokens": "max_new_tokens",
     "repeat_penalty": "repetition_penalty",
+    # text-generation-webui / llama.cpp / Ollama spellings that SillyTavern sends beside ours
+    "n_predict": "max_new_tokens",
+    "num_predict": "max_new_tokens",
+    "stopping_strings": "stop",
+    "rep_pen": "repetition_penalty",
+    "rep_pen_range": "repetition_penalty_range",
+    "repeat_last_n": "repetition_penalty_range",
+    "ignore_eos": "ban_eos_token",
+    "min_length": "min_tokens",
+    "nsigma": "top_n_sigma",
+    "typical": "typical_p",
+    "sampler_seed": "seed",
+    "mirostat": "mirostat_mode",
 }
 _NAME = re.compile(r"^[\w][\w .()+-]{0,63}$")
 
@@ -141,7 +154,8 @@ def resolve_params(
         if presets is None:
             raise PresetError("Presets are not available here.")
         values = {**NEUTRAL, **presets.values(str(preset))}
-    for key, value in body.items():
+    # aliases first, so that a parameter sent under its own name as well (SillyTavern sends both) wins
+    for key, value in sorted(body.items(), key=lambda item: item[0] not in ALIASES):
         name = ALIASES.get(key, key)
         if value is None or name not in GenerationParams.model_fields:
             continue

@@ -70,7 +70,20 @@ def _m002_personas(op: Operations) -> None:
     op.create_index("ix_personas_user_id", "personas", ["user_id"])
 
 
-MIGRATIONS: list[Callable[[Operations], None]] = [_m001_initial, _m002_personas]
+def _m003_notebook_prompts(op: Operations) -> None:
+    op.create_table(
+        "notebook_prompts",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+    )
+    op.create_index("ix_notebook_prompts_user_id", "notebook_prompts", ["user_id"])
+
+
+MIGRATIONS: list[Callable[[Operations], None]] = [_m001_initial, _m002_personas, _m003_notebook_prompts]
 
 _version_table = sa.Table(
     "schema_version", sa.MetaData(), sa.Column("version", sa.Integer, nullable=False)
