@@ -3,12 +3,15 @@
 Builds a random Llama with 7B's shape (hidden 4096, 32 layers, 32 heads, MLP 11008) directly on
 the GPU in bf16, saves it as safetensors (with SmolLM2's tokenizer from the embedded GGUF), then
 loads it with Engine + ModelSpec as bf16, bf16 + static cache + torch.compile, bitsandbytes nf4 and
-bitsandbytes int8, and prints decode tok/s, load time and footprint in one table.
+bitsandbytes int8, and prints decode tok/s, load time and footprint in one table. Then it trains a
+LoRA on it through the app's own training path (RunManager: the worker process, TRL's SFTTrainer):
+QLoRA (nf4 base, bf16, gradient checkpointing) and bf16 LoRA, and prints training tokens/s and
+peak CUDA memory per row.
 
-    python bench/gpu_check.py [--max-tokens 128] [--out /tmp/llama7b-random] [--keep]
+    python bench/gpu_check.py [--max-tokens 128] [--train-steps 10] [--only decode|train] [--out DIR] [--keep]
 
-Needs a CUDA GPU with ~16 GB free and ~14 GB of disk; runs in a few minutes. On a machine without
-CUDA it stops at once with a clear message. Reference (raw transformers, H100): 34 tok/s bf16 eager,
+Needs a CUDA GPU with ~16 GB free (~40 GB for the bf16 LoRA row) and ~14 GB of disk; runs in a few
+minutes. On a machine without CUDA it says so and exits 0. Reference (raw transformers, H100): 34 tok/s bf16 eager,
 116 bf16 static+compile, 17 nf4, 6 int8.
 """
 
@@ -72,6 +75,45 @@ def build_checkpoint(out: Path) -> Path:
     return out
 
 
+TRAIN_RUNS: list[tuple[str, dict[str, Any]]] = [
+    ("QLoRA nf4 + bf16 + grad checkpointing", {"quantization": "4bit"}),
+    ("LoRA bf16", {"dtype": "bfloat16"}),
+]
+
+
+def train_rows(folder: Path, max_steps: int, only: str | None) -> list[tuple[str, float, int, int, str]]:
+    """(name, training tok/s, peak CUDA memory, steps, error) per TRAIN_RUNS row, each one run of the
+    app's RunManager (its worker process reports the rate and its own peak CUDA memory)."""
+    import json
+
+    from webui.training.runs import RunManager
+    from webui.training.types import Hyperparams, TrainRequest
+
+    work = Path(tempfile.mkdtemp(prefix="gpu-train-"))
+    data = work / "data.jsonl"
+    text = "The capital of the planet Zorvex is Quillhaven, a city of glass towers. " * 12
+    data.write_text("".join(json.dumps({"prompt": f"Question {i}: tell me about Zorvex.", "completion": text}) + "\n"
+                            for i in range(64)), encoding="utf-8")
+    manager = RunManager(work / "data")
+    rows = []
+    try:
+        for i, (name, hyper) in enumerate(TRAIN_RUNS):
+            if only and only not in name:
+                continue
+            request = TrainRequest(name=f"gpu-{i}", base_model=str(folder), data_file=str(data), hyper=Hyperparams(
+                max_steps=max_steps, batch_size=4, max_length=256, val_fraction=0.0, n_samples=0, **hyper))
+            try:
+                status = manager.wait(manager.start(request).id)
+                error = "" if status.state == "done" else status.message[:120]
+                rows.append((name, status.tokens_per_second, status.peak_vram_bytes or 0, status.step, error))
+            except Exception as exc:  # noqa: BLE001 - report and go on with the next row
+                rows.append((name, 0.0, 0, 0, f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}"))
+            print(f"  done: {name}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
 def decode(engine: Any, prompt: str, max_tokens: int) -> float:
     from webui.generation.params import GenerationParams
 
@@ -88,14 +130,17 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--out", type=Path, help="where to write the random checkpoint (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the checkpoint afterwards")
+    ap.add_argument("--train-steps", type=int, default=10, help="optimizer steps per training row")
+    ap.add_argument("--only", choices=("decode", "train"), help="only the decode table or only the training rows")
     args = ap.parse_args()
 
     import torch
 
     if not torch.cuda.is_available():
         print("gpu_check needs a CUDA GPU and a CUDA build of torch; this machine has none "
-              f"(torch {torch.__version__}). Run it on a GPU machine; use bench/backends.py for CPU.", file=sys.stderr)
-        return 2
+              f"(torch {torch.__version__}). Run it on a GPU machine; on a CPU use bench/backends.py and "
+              "bench/train.py.")
+        return 0
 
     from webui.engine.engine import Engine
     from webui.engine.memory import human
@@ -109,8 +154,9 @@ def main() -> int:
 
     engine = Engine()
     rows = []
+    trained: list[tuple[str, float, int, int, str]] = []
     try:
-        for name, options in RUNS:
+        for name, options in RUNS if args.only != "train" else []:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             try:
@@ -125,6 +171,10 @@ def main() -> int:
                 rows.append((name, 0.0, 0, 0, 0.0, f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}"))
             engine.unload()
             print(f"  done: {name}", flush=True)
+        engine.shutdown()
+        torch.cuda.empty_cache()
+        if args.only != "decode":
+            trained = train_rows(folder, args.train_steps, None)
     finally:
         engine.shutdown()
         if not args.keep and args.out is None:
@@ -137,6 +187,15 @@ def main() -> int:
             print(f"{name:<40}  failed: {error}")
         else:
             print(f"{name:<40}{load_s:>8.1f}{human(footprint):>12}{human(peak):>12}{rate:>14.1f}")
+    if trained:
+        print("\nLoRA training through the app (RunManager worker, TRL SFTTrainer), batch 4 x 256 tokens, "
+              "rank 16 (the 7B default)")
+        print(f"{'option':<40}{'steps':>8}{'train tok/s':>14}{'peak CUDA':>12}")
+        for name, rate, peak, steps, error in trained:
+            if error:
+                print(f"{name:<40}  failed: {error}")
+            else:
+                print(f"{name:<40}{steps:>8}{rate:>14.1f}{human(peak):>12}")
     return 0
 
 

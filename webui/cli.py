@@ -168,13 +168,17 @@ def import_everything(settings: Settings, args: argparse.Namespace, out: TextIO)
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``list``, ``run``, ``chat``, ``export`` or ``import``; raises UserFacingError for app.py to print."""
+    """``list``, ``run``, ``chat``, ``export``, ``import`` or ``train``; raises UserFacingError for app.py to print."""
     if args.command == "list":
         return list_models(settings, sys.stdout)
     if args.command == "export":
         return export_everything(settings, args, sys.stdout)
     if args.command == "import":
         return import_everything(settings, args, sys.stdout)
+    if args.command == "train":  # loads no chat model: the run's own process loads the base
+        from webui.training.cli import train_command
+
+        return train_command(settings, args, sys.stdout)
     prompt = ""
     if args.command == "run":
         prompt = " ".join(args.prompt).strip() or ("" if sys.stdin.isatty() else sys.stdin.read().strip())

@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 from webui.config import declared_settings
 from webui.setting_meta import Setting
 
-COMMANDS = ("serve", "run", "chat", "list", "export", "import")
+COMMANDS = ("serve", "run", "chat", "list", "export", "import", "train")
 COMMANDS_HELP = """commands (the first argument; default serve):
   serve              serve the web UI and the OpenAI/Ollama-compatible API (the default)
   run [PROMPT...]    print a reply to PROMPT (or stdin), streamed, then exit
@@ -25,6 +25,7 @@ COMMANDS_HELP = """commands (the first argument; default serve):
   list               list the models the Model tab lists
   export FILE        write one .zip of the chats, characters, personas, presets, templates and settings
   import FILE        add an archive made by export to this data dir (nothing already there is overwritten)
+  train DATA --name N  train a LoRA adapter on DATA (a data file) into <data-dir>/loras/N (docs/training.md)
 Run `python app.py COMMAND --help` for a command's options."""
 
 
@@ -78,10 +79,28 @@ def _add_command_args(parser: argparse.ArgumentParser, command: str) -> None:
                          help="every account's chats and personas and the history made without accounts (the default)")
         parser.add_argument("--include-models", action="store_true",
                             help="also copy the files of the models dir (default: only list the models)")
+    if command == "train":
+        _add_train_args(parser)
     if command == "import":
         parser.add_argument("file", help="a .zip written by `python app.py export`")
         parser.add_argument("--user", help="put every imported chat and persona in this account "
                                            "(default: the accounts they were exported from)")
+
+
+def _add_train_args(parser: argparse.ArgumentParser) -> None:
+    """``train``'s own arguments (the base is --model; --dtype and --load-in-4bit apply too)."""
+    parser.add_argument("data", help="the training data: .jsonl, .json, .csv, .parquet or .txt (docs/training.md)")
+    parser.add_argument("--name", required=True, help="the adapter's name: it is saved in <data-dir>/loras/NAME")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, help="passes over the data (default 3)")
+    length.add_argument("--max-steps", type=int, help="optimizer steps to train (instead of --epochs)")
+    parser.add_argument("--lr", type=float, help="learning rate (default: by model size)")
+    parser.add_argument("--rank", type=int, help="LoRA rank (default: by model size; alpha is twice the rank)")
+    parser.add_argument("--method", choices=("sft", "dpo"), default="sft",
+                        help="sft: learn the responses; dpo: preference tuning on prompt/chosen/rejected rows")
+    parser.add_argument("--validation", metavar="FILE", help="validation rows (default: 10%% of DATA held out)")
+    parser.add_argument("--batch-size", type=int, help="examples per step (default 4)")
+    parser.add_argument("--max-length", type=int, help="tokens per example; longer ones are truncated (default 512)")
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:

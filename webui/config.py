@@ -62,6 +62,9 @@ class SettingsCore(BaseModel):
     extensions: Annotated[list[str] | None, Setting(
         "extensions to enable, in order (default: the saved set)", nargs="*", metavar="NAME",
         doc_default="the saved set")] = None
+    lora: Annotated[list[str], Setting(
+        "LoRA adapter from <data-dir>/loras to apply to the start-up model (repeatable, or NAME,NAME)",
+        action="append", metavar="NAME")] = []
     # Accounts and the API (docs/deploy.md, docs/api.md).
     auth: Annotated[list[str], Setting(
         "an account (repeatable); turns on the login page", action="append", metavar="USER:PASSWORD",

@@ -18,8 +18,10 @@ from webui.generation.presets import PresetLibrary
 from webui.plugins import ExtensionManager, JsonFileStore
 from webui.problems import Problems
 from webui.storage.db import ensure_data_dir, open_database, sqlite_url
+from webui.storage.notebook import NotebookRepository
 from webui.storage.personas import PersonaRepository
 from webui.storage.repository import ChatRepository
+from webui.training.runs import RunManager
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ class AppContext:
     templates: InstructionTemplates | None = None
     browsers: BrowserIdentities | None = None  # reachable without accounts: each browser's own history
     problems: Problems = field(default_factory=Problems)  # files skipped because they could not be loaded
+    notebooks: NotebookRepository | None = None  # the Notebook's saved prompts
+    training: RunManager | None = None  # LoRA training runs (webui/training/runs.py)
 
 
 def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
@@ -49,6 +53,7 @@ def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
     characters = CharacterLibrary([*settings.characters_dirs, settings.user_characters_dir], problems)
     extensions = ExtensionManager(settings.extension_dirs, store=JsonFileStore(settings.data_dir / "extensions.json"),
                                   problems=problems)
+    extensions.compat.attach(settings=settings)  # what text-generation-webui extensions read (webui/compat)
     if settings.extensions is not None:
         enable_requested(extensions, settings.extensions)
     else:
@@ -67,8 +72,11 @@ def build_context(settings: Settings, *, load_model: bool = True) -> AppContext:
                 templates=templates)
     chat = ChatService(engine, repo, characters, user_name=settings.user_name, personas=personas, templates=templates,
                        extensions=extensions)
+    extensions.compat.attach(engine=engine, chat=chat)
     return AppContext(settings, engine, repo, characters, chat, extensions, personas, presets, templates, browsers,
-                      problems=problems)
+                      problems=problems, notebooks=NotebookRepository(db),
+                      training=RunManager(settings.data_dir, repo=repo, characters=characters, personas=personas,
+                                          user_name=settings.user_name))
 
 
 def enable_requested(extensions: ExtensionManager, names: list[str]) -> None:

@@ -28,7 +28,7 @@ def test_table_has_a_row_per_setting_and_flag() -> None:
     assert "| `--api-key [USER:]KEY` | `WEBUI_API_KEYS` | `api_keys` |" in table
     assert "| `--no-mmap` | `WEBUI_USE_MMAP` | `use_mmap` | true |" in table
     assert "| — | `WEBUI_HOST`, `GRADIO_SERVER_NAME` | `host` | 127.0.0.1 |" in table
-    assert "| `--log-level` | — | — | INFO (serve); WARNING (run, chat, list, export, import) |" in table
+    assert "| `--log-level` | — | — | INFO (serve); WARNING (run, chat, list, export, import, train) |" in table
 
 
 def test_rewrite_touches_only_the_marked_section() -> None:

@@ -70,6 +70,8 @@ class Hyperparams:
     gradient_checkpointing: bool = False
     seed: int = 0
     eval_steps: int | None = None  # None: about 10 evaluations over the run
+    n_samples: int = 3  # held-out prompts answered by the base and the adapter when the run ends
+    sample_max_tokens: int = 48  # the length of each of those answers
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +114,8 @@ class RunStatus:
     started_at: str = ""
     finished_at: str | None = None
     pid: int | None = None
+    peak_rss_bytes: int | None = None  # the training process's peak resident memory
+    peak_vram_bytes: int | None = None  # its peak CUDA memory (None on CPU)
 
 
 @dataclass
