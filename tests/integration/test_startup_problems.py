@@ -75,7 +75,7 @@ def seed(data: Path) -> dict[str, Path]:
 def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningApp, dict[str, Path]]]:
     data = tmp_path_factory.mktemp("problems") / "data"
     bad = seed(data)
-    app = start_app(data, "--extensions", "fine", "nosuch")
+    app = start_app(data, "--extensions", "fine", "nosuch", "boom")  # a disabled extension is never imported
     try:
         yield app, bad
     finally:

@@ -76,7 +76,8 @@ def test_extensions_ui_builds_with_panels_areas_and_sampler_sliders(tmp_path: Pa
     from webui.ui.app import build_ui
     from webui.ui.live_reply import LiveReplies
 
-    ctx = build_context(Settings(data_dir=tmp_path, extensions=["example", "persona_templates"]), load_model=False)
+    ctx = build_context(Settings(data_dir=tmp_path, extensions=["example", "persona_templates", "dry", "xtc"]),
+                        load_model=False)
     try:
         demo = build_ui(ctx, LiveReplies())
         ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
@@ -84,6 +85,7 @@ def test_extensions_ui_builds_with_panels_areas_and_sampler_sliders(tmp_path: Pa
             assert f"ext-enabled-{name}" in ids
         assert {"ext-example-uppercase", "ext-failures", "ext-order", "persona-template", "param-dry_multiplier",
                 "param-xtc_threshold"} <= ids
+        assert "param-mirostat_tau" not in ids  # disabled, so never imported: listed, no sliders
         assert isinstance(demo, gr.Blocks)
         keys = {p.key: p.type for _, p in extension_params.all_sampler_params(ctx)}
         assert keys["dry_sequence_breakers"] == "list"

@@ -286,7 +286,7 @@ def test_discovery_directories_precedence_and_relative_imports(tmp_path: Path) -
     mgr = ExtensionManager([first, second, tmp_path / "missing"], entry_point_group=None)
     assert [i.name for i in mgr.available()] == ["pkg", "same"]
     mgr.set_enabled(["same", "pkg"])
-    assert mgr.pipe("output_modifier", string="x", state={}) == "XFIRST"
+    assert mgr.pipe("output_modifier", string="x", state={}) == "XSECOND"  # the later (data dir's) folder wins
 
 
 def test_two_managers_do_not_share_module_state(tmp_path: Path) -> None:

@@ -79,6 +79,9 @@ def test_extensions_that_cannot_load_are_reported_not_raised(tmp_path: Path) -> 
     problems = Problems()
     manager = ExtensionManager([tmp_path / "ext"], entry_point_group=None,
                                store=JsonFileStore(tmp_path / "extensions.json"), problems=problems)
+    manager.check_all()  # without importing: what the files show (a disabled extension is never imported)
+    assert {Path(p.file).parent.name for p in problems.of("extensions")} == {"badmeta", "badreq"}
+    manager.set_enabled(["exits"])  # an import-time exit only shows when it is enabled
     manager.check_all()
     reasons = {Path(p.file).parent.name: p.reason for p in problems.of("extensions")}
     assert set(reasons) == {"exits", "badmeta", "badreq"}

@@ -6,9 +6,11 @@ Chat turn (``ChatService.send``), in order::
     modify_history      history_modifier (then the turn's internal text replaces the stored,
                         visible one in the last user message, for this prompt only)
     tokenized_length    custom_tokenized_length (context truncation)
-    generate_chat       custom_generate_chat_prompt, else the model's chat template +
-                        bot_prefix_modifier; custom_generate_reply, else the model with
-                        DecodeHooks (samplers, logits_processor_modifier, tokenizer_modifier)
+    prepare             the above two, then custom_generate_chat_prompt, else the model's chat
+                        template + bot_prefix_modifier: the prompt the model is sent (also what
+                        ``POST /v1/internal/chat-prompt`` returns, through the same function)
+    generate_prepared   custom_generate_reply, else the model with DecodeHooks (samplers,
+                        logits_processor_modifier, tokenizer_modifier)
     outputs             output_modifier(is_chat=True) on every streamed update and the final text
 
 Raw completions (``/v1/completions``, no chat): ``complete(engine, prompt, params)`` runs
@@ -28,11 +30,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from webui.compat.history import history_messages
 from webui.generation.decode import DecodeHooks
 from webui.generation.params import GenerationParams
 from webui.plugins.samplers import LogitsProcessor, SamplerContext
 
 if TYPE_CHECKING:
+    from webui.chat.prompt import PromptResult
     from webui.engine.engine import Engine
     from webui.engine.worker import GenerationHandle
     from webui.plugins.manager import ExtensionManager
@@ -43,6 +47,10 @@ Message = dict[str, str]
 P = TypeVar("P")
 
 _PARAM_FIELDS = frozenset(GenerationParams.model_fields)
+
+# Builds the prompt for a history (``(role, text)`` pairs) with the turn's setup: the chat's
+# character, persona, mode, template and context budget.
+BuildPrompt = Callable[[list[tuple[str, str]], GenerationParams], "PromptResult"]
 
 
 @dataclass
@@ -56,6 +64,21 @@ class Turn:
     is_chat: bool = True
     system_message: str | None = None  # set by a state_modifier through state["system_message"]
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedPrompt:
+    """What one chat turn sends to the model, before generation starts."""
+
+    turn: Turn
+    built: PromptResult  # the rendered history (messages, dropped turns, stop strings)
+    prompt: str  # the text the model is sent: custom_generate_chat_prompt's, or built.prompt + bot prefix
+    params: GenerationParams  # the turn's parameters plus the prompt's stop strings
+
+
+def with_stops(params: GenerationParams, stops: list[str]) -> GenerationParams:
+    extra = [s for s in stops if s not in params.stop]
+    return params.model_copy(update={"stop": [*params.stop, *extra]}) if extra else params
 
 
 def split_sampler_fields(body: dict[str, Any], sampler_keys: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -172,14 +195,42 @@ class TurnHooks:
                 return n
         return count(prompt)
 
-    def custom_prompt(self, turn: Turn, messages: list[Message]) -> str | None:
-        """custom_generate_chat_prompt (first one wins), or None."""
+    def prepare(self, turn: Turn, history: Sequence[tuple[str, str]], build: BuildPrompt) -> PreparedPrompt:
+        """history_modifier, the prompt ``build`` renders (custom_tokenized_length counts it), then
+        custom_generate_chat_prompt or bot_prefix_modifier: the exact prompt of the turn."""
+        pairs = self.modify_history(history, turn)
+        built = build(pairs, turn.params)
+        turn.params = with_stops(turn.params, built.stops)
+        prompt = built.prompt
+        if self.extensions is not None and self.extensions.enabled():
+            custom = self.custom_prompt(turn, pairs, built.messages, build)
+            prompt = custom if custom is not None else self.modify_bot_prefix(built.prompt, turn)
+        return PreparedPrompt(turn, built, prompt, turn.params)
+
+    def custom_prompt(self, turn: Turn, history: Sequence[tuple[str, str]], messages: list[Message],
+                      build: BuildPrompt) -> str | None:
+        """custom_generate_chat_prompt (first one wins), or None. ``history`` keyword: the turn's
+        ``{role, content}`` messages (upstream's shape for extensions written for it); while it runs,
+        text-generation-webui's ``chat.generate_chat_prompt`` renders as this turn does."""
         if not self._has("custom_generate_chat_prompt"):
             return None
         assert self.extensions is not None
-        history = [m for m in messages if m["role"] != "system"]
-        result = self.extensions.first("custom_generate_chat_prompt", user_input=turn.text, state=turn.state,
-                                       history=history, messages=messages, _continue=False, impersonate=False)
+        past = [{"role": r, "content": c} for r, c in history if r != "system"]
+        system = [(r, c) for r, c in history if r == "system"]  # an API body's: the setup's system message
+        user_input = turn.text or (past[-1]["content"] if past and past[-1]["role"] == "user" else "")
+
+        def render(text: str, state: dict[str, Any], kwargs: dict[str, Any]) -> str:
+            msgs = history_messages(kwargs["history"]) if "history" in kwargs else list(past)
+            pending = bool(msgs) and msgs[-1]["role"] == "user" and msgs[-1]["content"] == text
+            if text and not pending and not kwargs.get("_continue") and not kwargs.get("impersonate"):
+                msgs.append({"role": "user", "content": text})
+            result = build(system + [(m["role"], m["content"]) for m in msgs], turn.params)
+            return self.modify_bot_prefix(result.prompt, turn)
+
+        with self.extensions.compat.rendering(render):
+            result = self.extensions.first("custom_generate_chat_prompt", user_input=user_input, state=turn.state,
+                                           history=past, messages=messages, _continue=False,
+                                           impersonate=turn.state.get("goal") == "impersonate")
         return result if isinstance(result, str) else None
 
     def modify_bot_prefix(self, prompt: str, turn: Turn) -> str:
@@ -259,20 +310,14 @@ class TurnHooks:
 
         return engine.worker.stream(run, params.stop)
 
-    def generate_chat(self, engine: Engine, prompt: str, messages: list[Message], params: GenerationParams,
-                      turn: Turn) -> GenerationHandle:
-        """The reply: custom_generate_chat_prompt, else ``prompt`` + bot_prefix_modifier; then
-        custom_generate_reply, else the model with the decode hooks. ``params`` is
-        ``turn.params`` plus the prompt's stop strings."""
+    def generate_prepared(self, engine: Engine, prepared: PreparedPrompt) -> GenerationHandle:
+        """The reply to a prepared prompt: custom_generate_reply, else the model with the decode hooks."""
         if self.extensions is None or not self.extensions.enabled():
-            return engine.generate(prompt, params)
-        turn.params = params
-        custom = self.custom_prompt(turn, messages)
-        prompt = custom if custom is not None else self.modify_bot_prefix(prompt, turn)
-        handle = self.custom_reply(engine, prompt, turn)
+            return engine.generate(prepared.prompt, prepared.params)
+        handle = self.custom_reply(engine, prepared.prompt, prepared.turn)
         if handle is not None:
             return handle
-        return engine.generate(prompt, params, **_hooks_kw(self.decode_hooks(turn)))
+        return engine.generate(prepared.prompt, prepared.params, **_hooks_kw(self.decode_hooks(prepared.turn)))
 
     # ----------------------------------------------------------------- output
 
@@ -345,4 +390,4 @@ def _hooks_kw(hooks: DecodeHooks | None) -> dict[str, Any]:
     return {"hooks": hooks} if hooks is not None else {}
 
 
-__all__ = ["HookedCompletion", "Turn", "TurnHooks", "split_sampler_fields"]
+__all__ = ["HookedCompletion", "PreparedPrompt", "Turn", "TurnHooks", "split_sampler_fields", "with_stops"]

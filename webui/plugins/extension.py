@@ -28,6 +28,7 @@ class LoadedExtension:
     param_specs: dict[str, ParamSpec]
     warnings: list[str]
     setup_done: bool = False
+    upstream: bool = False  # written for text-generation-webui: hooks get its history shape
     samplers: tuple[SamplerSpec, ...] | None = None
     _plans: dict[tuple[str, tuple[str, ...]], CallPlan] = field(default_factory=dict)
 

@@ -148,13 +148,15 @@ def safe_module_name(prefix: str, name: str) -> str:
 def first_by_name(
     sources: Sequence[ExtensionSource],
 ) -> tuple[dict[str, ExtensionSource], list[tuple[ExtensionSource, str]]]:
-    """The first source of each name wins; the others are returned as shadowed, each with why."""
+    """The first source of each name wins (the caller lists the winning folders first); the others
+    are returned as shadowed, each with why."""
     chosen: dict[str, ExtensionSource] = {}
     notes: list[tuple[ExtensionSource, str]] = []
     for source in sources:
         if source.name in chosen:
             notes.append((source, f"extension {source.name!r} at {source.location} is shadowed by "
-                                  f"{chosen[source.name].location} (the first one found is used)"))
+                                  f"{chosen[source.name].location} (a user's folder wins over the app's, "
+                                  "a folder over an installed package)"))
         else:
             chosen[source.name] = source
     return chosen, notes

@@ -6,6 +6,11 @@ Everything lives on the instance (built once in the AppContext). Hooks are dispa
 * ``first(hook, **args)``: the first enabled implementer's non-None result (None: declined).
 * ``collect(hook, **args)``: ``[(extension name, result), ...]`` for each enabled implementer.
 
+Extensions are imported only when enabled (or loaded on purpose with ``load``); the others are
+listed from their files (``static_info.py``): a disabled extension's import-time code never runs.
+On a name clash a later directory wins (the app lists its own folder, then the data dir's), and
+any folder wins over an installed package's entry point.
+
 Isolation: an exception in a hook is logged, recorded in ``failures()``, and the extension is
 disabled for this session (the saved enabled list is left alone, so a restart retries it). A pipe
 goes on with the value as it was before the failing extension (in-place changes it made to
@@ -20,14 +25,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from webui.compat.bridge import SLOT, CompatBridge
 from webui.errors import UserFacingError
+from webui.plugins import listing, upstream
 from webui.plugins.dispatch import (
     Failure,
-    GuardedProcessor,
     HookResultError,
     complete_args,
     guard_iterator,
@@ -48,7 +54,8 @@ from webui.plugins.loader import (
     safe_module_name,
 )
 from webui.plugins.params import ParamError, ParamSpec
-from webui.plugins.samplers import LogitsProcessor, SamplerContext, SamplerSpec
+from webui.plugins.sampler_dispatch import SamplerDispatch
+from webui.plugins.static_info import StaticInfo, read_static
 from webui.plugins.store import ENABLED_KEY, MemoryStore, SettingsStore
 from webui.problems import Problem, Problems
 
@@ -74,12 +81,17 @@ class ExtensionInfo:
     hooks: tuple[str, ...]
     is_tab: bool
     warnings: tuple[str, ...]
-    error: str | None  # why the last load/enable attempt failed
+    error: str | None  # why the last load/enable attempt failed, or what its files show is wrong
+    description: str = ""  # the first paragraph of its docstring (or README)
+    upstream: bool = False  # written for text-generation-webui (imports its ``modules``)
 
 
-class ExtensionManager:
-    """Extensions found in ``directories`` (``<dir>/<name>/script.py``; earlier directories win
-    on a name clash) and in the ``entry_point_group`` of installed packages."""
+class ExtensionManager(SamplerDispatch):
+    """Extensions found in ``directories`` (``<dir>/<name>/script.py``; a later directory wins on a
+    name clash) and in the ``entry_point_group`` of installed packages.
+
+    ``compat`` is the bridge text-generation-webui's ``modules`` package reads the app through
+    (``webui/compat``); the app attaches its engine, settings and chat service to it."""
 
     def __init__(self, directories: Iterable[str | Path] = (), *,
                  entry_point_group: str | None = ENTRY_POINT_GROUP,
@@ -95,6 +107,10 @@ class ExtensionManager:
         self._loaded: dict[str, LoadedExtension] = {}
         self._order: list[str] = []
         self._errors: dict[str, str] = {}
+        self._static: dict[str, StaticInfo] = {}  # what each directory extension's files say
+        self._static_errors: dict[str, str] = {}  # problems its files show, found without importing it
+        self.compat = CompatBridge()
+        self.compat.enabled = self.enabled
         self._failures: deque[Failure] = deque(maxlen=MAX_FAILURES)
         self._module_prefix = f"webui_ext_{id(self):x}"
         self.discover()
@@ -103,7 +119,7 @@ class ExtensionManager:
 
     def discover(self) -> list[str]:
         """(Re)scan the directories and entry points; returns the available names."""
-        sources = discover_directories(self._directories)
+        sources = discover_directories(reversed(self._directories))  # the last directory's wins
         if self._group:
             sources += discover_entry_points(self._group)
         chosen, notes = first_by_name(sources)
@@ -111,6 +127,9 @@ class ExtensionManager:
             # A loaded extension keeps the source it was imported from.
             self._sources = {**chosen, **{n: e.source for n, e in self._loaded.items()}}
             self._shadowed = [Problem.of("extension", s.location, note) for s, note in notes]
+            self._static = {n: read_static(src.script) for n, src in self._sources.items() if src.script is not None}
+            self._static_errors = {n: why for n, src in self._sources.items()
+                                   if (why := listing.file_problem(n, src, self._static.get(n)))}
             self._publish()
             return sorted(self._sources)
 
@@ -122,11 +141,19 @@ class ExtensionManager:
         with self._lock:
             source = self._source(name)
             ext = self._loaded.get(name)
+            static = self._static.get(name, StaticInfo())
+            if ext is not None:
+                doc = getattr(ext.obj, "__doc__", None) if source.kind == "entry_point" else None
+                return ExtensionInfo(
+                    name=name, display_name=ext.display_name, source=source.kind, location=source.location,
+                    loaded=True, enabled=name in self._order, hooks=tuple(ext.hooks), is_tab=ext.is_tab,
+                    warnings=tuple(ext.warnings), error=self._errors.get(name),
+                    description=static.description or _first_paragraph(doc), upstream=ext.upstream)
             return ExtensionInfo(
-                name=name, display_name=ext.display_name if ext else name, source=source.kind,
-                location=source.location, loaded=ext is not None, enabled=name in self._order,
-                hooks=tuple(ext.hooks) if ext else (), is_tab=ext.is_tab if ext else False,
-                warnings=tuple(ext.warnings) if ext else (), error=self._errors.get(name))
+                name=name, display_name=static.display_name or name, source=source.kind, location=source.location,
+                loaded=False, enabled=name in self._order, hooks=static.hooks, is_tab=static.is_tab,
+                warnings=static.notes, error=self._errors.get(name) or self._static_errors.get(name),
+                description=static.description, upstream=static.uses_upstream)
 
     def load(self, name: str) -> LoadedExtension:
         """Import an extension (once) without enabling it; raises ExtensionError."""
@@ -146,11 +173,13 @@ class ExtensionManager:
             return ext
 
     def check_all(self) -> None:
-        """Rescan and import every extension found, enabled or not, so each that cannot load is
-        reported (the UI imports them all anyway, for their panels)."""
+        """Rescan; import the enabled extensions (each that cannot load is reported) and check the
+        others from their files only (unreadable script, unmet requirements, ``modules`` this app
+        lacks): a disabled extension is never imported."""
         for name in self.discover():
-            with contextlib.suppress(ExtensionError):  # recorded in info(name).error, and reported
-                self.load(name)
+            if name in self._order or name in self._errors:  # enabled, or asked for and refused
+                with contextlib.suppress(ExtensionError):  # recorded in info(name).error, and reported
+                    self.load(name)
         self._publish()
 
     def enable(self, name: str, position: int | None = None, *, persist: bool = True) -> None:
@@ -213,8 +242,9 @@ class ExtensionManager:
     def problems(self) -> list[Problem]:
         """Extensions that cannot be loaded or enabled, shadowed ones, saved settings that cannot be used."""
         with self._lock:
+            errors = {**{n: m for n, m in self._static_errors.items() if n not in self._loaded}, **self._errors}
             failed = [error_problem(n, m, self._sources.get(n), self._requested_by.get(n, ""))
-                      for n, m in sorted(self._errors.items())]
+                      for n, m in sorted(errors.items())]
             return [*failed, *self._shadowed, *settings_problems(self._store, list(self._loaded.values()))]
 
     def _publish(self) -> None:
@@ -222,6 +252,7 @@ class ExtensionManager:
             self._problems.report("extensions", self.problems())
 
     def warnings(self, name: str) -> list[str]:
+        """The warnings from loading ``name`` (imports it)."""
         return list(self.load(name).warnings)
 
     def failures(self) -> list[Failure]:
@@ -233,30 +264,46 @@ class ExtensionManager:
     # ----------------------------------------------------------------- settings (params)
 
     def param_specs(self, name: str) -> dict[str, ParamSpec]:
-        return dict(self.load(name).param_specs)
+        """The settings; of an extension not imported, those its literal ``params`` dict declares."""
+        ext = self._loaded.get(name)
+        return dict(ext.param_specs) if ext is not None else self._static_specs(name)
 
     def get_params(self, name: str) -> dict[str, Any]:
-        return dict(self.load(name).params)
+        ext = self._loaded.get(name)
+        if ext is not None:
+            return dict(ext.params)
+        return listing.static_values(self._static.get(name), self._static_specs(name), self._saved_values(name))
 
     def set_param(self, name: str, key: str, value: Any) -> Any:
-        """Set one setting (coerced to its type), persist it, return the stored value."""
-        ext = self.load(name)
-        spec = ext.param_specs.get(key)
+        """Set one setting (coerced to its type), persist it, return the stored value. An extension
+        that is not imported gets it when it is (the value is saved)."""
+        ext = self._loaded.get(name)
+        specs = ext.param_specs if ext is not None else self._static_specs(name)
+        spec = specs.get(key)
         if spec is None:
             raise ParamError(f"extension {name!r} has no setting {key!r} "
-                             f"(it has: {', '.join(ext.param_specs) or 'none'})")
+                             f"(it has: {', '.join(specs) or 'none'})")
         try:
             coerced = spec.coerce(value)
         except ParamError as exc:
             raise ParamError(f"extension {name!r}: {exc}") from None
         with self._lock:
-            ext.params[key] = coerced
-            self._save_params(ext)
+            if ext is not None:
+                ext.params[key] = coerced
+                self._save_params(ext)
+            else:
+                saved = self._saved_values(name)
+                saved[key] = coerced
+                self._store.save(name, {k: v for k, v in saved.items() if k in specs and v != specs[k].default})
         return coerced
 
     def reset_params(self, name: str) -> None:
-        ext = self.load(name)
+        ext = self._loaded.get(name)
         with self._lock:
+            if ext is None:
+                self._source(name)
+                self._store.save(name, {})
+                return
             for key, spec in ext.param_specs.items():
                 ext.params[key] = spec.default
             self._save_params(ext)
@@ -281,25 +328,6 @@ class ExtensionManager:
         if len(spec.returns) == 1:
             return values[spec.returns[0]]
         return tuple(values[r] for r in spec.returns)
-
-    def modify_logits_processors(self, processor_list: list[LogitsProcessor], input_ids: Any) -> list[LogitsProcessor]:
-        """``logits_processor_modifier`` as a pipe, with each processor an extension adds guarded:
-        one that raises while decoding is reported, its extension disabled, and decoding goes on.
-
-        As upstream, an extension may return the list or change the one it was given in place.
-        """
-        spec = HOOKS["logits_processor_modifier"]
-        current = list(processor_list)
-        for ext in self._implementers("logits_processor_modifier"):
-            before = {id(p) for p in current}
-            given = list(current)
-            ok, result = self._invoke(ext, spec, complete_args(spec, {"processor_list": given, "input_ids": input_ids}))
-            if not ok:
-                continue
-            added = list(result) if isinstance(result, (list, tuple)) else given
-            current = [p if id(p) in before else GuardedProcessor(p, ext.name, "logits_processor_modifier", self._fail)
-                       for p in added]
-        return current
 
     def first(self, hook: str, /, **args: Any) -> Any:
         """The first enabled implementer's result that is not None (an isolated iterator for
@@ -340,48 +368,6 @@ class ExtensionManager:
         """(name, display name, is_tab) of enabled extensions with a ``ui()``, in order."""
         return [(e.name, e.display_name, e.is_tab) for e in self._implementers("ui")]
 
-    # ----------------------------------------------------------------- samplers
-
-    def samplers(self) -> dict[str, SamplerSpec]:
-        """Samplers registered by enabled extensions, in enabled order (first name wins)."""
-        found: dict[str, SamplerSpec] = {}
-        for ext in self._implementers("register_samplers"):
-            for sampler in self._samplers_of(ext):
-                if sampler.name in found:
-                    log.warning("sampler %r of %s is shadowed by %s's", sampler.name, ext.name,
-                                found[sampler.name].extension)
-                    continue
-                found[sampler.name] = sampler
-        return found
-
-    def sampler_params(self) -> list[ParamSpec]:
-        """Every sampler parameter (for Parameters-tab sliders and API fields)."""
-        params: dict[str, ParamSpec] = {}
-        for sampler in self.samplers().values():
-            for p in sampler.params:
-                params.setdefault(p.key, p)
-        return list(params.values())
-
-    def build_logits_processors(self, values: Mapping[str, Any],
-                                ctx: SamplerContext | None = None) -> list[LogitsProcessor]:
-        """Processors for the active samplers, given parameter ``values`` (missing: defaults).
-
-        Raises ParamError for an invalid value. Each processor is isolated: if it raises while
-        decoding, the failure is recorded, its extension disabled, and it passes scores through.
-        """
-        processors: list[LogitsProcessor] = []
-        for sampler in self.samplers().values():
-            sampler.resolve(values)  # validate first: a bad value is the caller's error
-            try:
-                if not sampler.active(values):
-                    continue
-                processor = sampler.build(values, ctx)
-            except Exception as exc:  # noqa: BLE001 - isolation
-                self._fail(sampler.extension, f"sampler {sampler.name}", exc)
-                continue
-            processors.append(GuardedProcessor(processor, sampler.extension, f"sampler {sampler.name}", self._fail))
-        return processors
-
     # ----------------------------------------------------------------- internals
 
     def _source(self, name: str) -> ExtensionSource:
@@ -404,26 +390,40 @@ class ExtensionManager:
             raise ExtensionError(
                 f"extension {name!r} needs packages that are not installed or too old: "
                 f"{', '.join(missing)}. Install them with: pip install -r {source.requirements_file}")
+        static = self._static.get(name, StaticInfo())
+        package_name = safe_module_name(self._module_prefix, name)
         try:
-            obj = import_source(source, safe_module_name(self._module_prefix, name))
+            upstream.prepare_import(self.compat, list(reversed(self._directories)))
+            obj = import_source(source, package_name)
         except ModuleNotFoundError as exc:
-            raise ExtensionError(f"extension {name!r} cannot be imported: module {exc.name!r} is "
-                                 "not installed (add it to the extension's requirements.txt)") from exc
+            raise ExtensionError(upstream.missing_module_message(name, exc.name, source)) from exc
+        except ImportError as exc:
+            message = upstream.import_error_message(name, exc) or f"extension {name!r} failed to import: {exc}"
+            raise ExtensionError(message) from exc
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - sys.exit() or any error in the script: not loaded
             log.debug("extension %s failed to import", name, exc_info=True)
             raise ExtensionError(f"extension {name!r} failed to import: "
                                  f"{type(exc).__name__}: {exc}") from exc
+        upstream.after_import(source, package_name)
         try:
             ext = inspect_extension(name, source, obj)
         except Exception as exc:  # noqa: BLE001 - e.g. a params_meta entry that is not a dict
             raise ExtensionError(f"extension {name!r} declares invalid settings (params / params_meta): "
                                  f"{type(exc).__name__}: {exc}") from exc
+        ext.upstream = static.uses_upstream
         for warning in ext.warnings:
             log.warning("extension %s: %s", name, warning)
         self._apply_saved_params(ext)
         return ext
+
+    def _static_specs(self, name: str) -> dict[str, ParamSpec]:
+        self._source(name)
+        return listing.static_specs(self._static.get(name))
+
+    def _saved_values(self, name: str) -> dict[str, Any]:
+        return listing.saved_values(self._store, name, self._static_specs(name))
 
     def _setup(self, ext: LoadedExtension) -> None:
         if ext.setup_done:
@@ -468,10 +468,15 @@ class ExtensionManager:
 
     def _invoke(self, ext: LoadedExtension, spec: HookSpec,
                 values: Mapping[str, Any]) -> tuple[bool, Any]:
+        SLOT.bridge = self.compat  # what text-generation-webui's ``modules`` reads during the call
         try:
+            back = None
+            if ext.upstream:  # written for text-generation-webui: its history shape
+                values, back = upstream.adapt_history(spec.name, values)
             extras = tuple(k for k in values if k not in spec.args)
             call_args, kwargs = ext.plan(spec.name, extras).bind(values)
-            return True, ext.hooks[spec.name](*call_args, **kwargs)
+            result = ext.hooks[spec.name](*call_args, **kwargs)
+            return True, back(result) if back is not None else result
         except Exception as exc:  # noqa: BLE001 - isolation: any extension error is reported
             self._fail(ext.name, spec.name, exc)
             return False, None
@@ -485,17 +490,6 @@ class ExtensionManager:
             if name in self._order:
                 self._order.remove(name)
 
-    def _samplers_of(self, ext: LoadedExtension) -> tuple[SamplerSpec, ...]:
-        if ext.samplers is None:
-            ok, result = self._invoke(ext, HOOKS["register_samplers"], {})
-            if not ok:
-                return ()
-            items = list(result or [])
-            bad = [item for item in items if not isinstance(item, SamplerSpec)]
-            if bad:
-                self._fail(ext.name, "register_samplers", HookResultError(
-                    f"register_samplers() must return SamplerSpec items, got {type(bad[0]).__name__}"))
-                return ()
-            ext.samplers = tuple(replace(s, extension=ext.name) for s in items)
-        return ext.samplers
 
+def _first_paragraph(doc: str | None) -> str:
+    return (doc or "").strip().split("\n\n")[0].replace("\n", " ")

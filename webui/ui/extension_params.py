@@ -62,9 +62,13 @@ def from_component(spec_type: str, value: Any) -> Any:
 
 
 def all_sampler_params(ctx: AppContext) -> list[tuple[str, ParamSpec]]:
-    """(extension, spec) for every sampler parameter of every discovered extension, enabled or not."""
+    """(extension, spec) for every sampler parameter of every imported extension (the enabled ones:
+    a disabled extension is never imported, so its sliders appear once it is enabled and the page
+    is rebuilt, i.e. after a restart)."""
     found: dict[str, tuple[str, ParamSpec]] = {}
     for info in ctx.extensions.available():
+        if not info.loaded:
+            continue
         try:
             ext = ctx.extensions.load(info.name)
         except ExtensionError:
@@ -85,8 +89,8 @@ def all_sampler_params(ctx: AppContext) -> list[tuple[str, ParamSpec]]:
 def sampler_components(ctx: AppContext) -> list[gr.components.Component]:
     """The sampler sliders for the Parameters tab: ``[gr.State(keys), *components]``.
 
-    Every discovered sampler extension gets its sliders; they apply while the extension is
-    enabled (the Extensions tab). Read them back with ``samplers_from_values``.
+    Every imported sampler extension gets its sliders; they apply while the extension is enabled
+    (the Extensions tab). Read them back with ``samplers_from_values``.
     """
     params = all_sampler_params(ctx)
     keys = [(p.key, p.type if p.choices is None else "choice") for _, p in params]

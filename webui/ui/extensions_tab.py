@@ -1,9 +1,11 @@
 """The Extensions tab, and the extensions' own ``ui()`` areas (under the chat or in their tabs).
 
-Gradio builds components once, at start-up: every discovered extension gets its settings panel
-here, and every one with a ``ui()`` hook gets its area built now; areas are shown while the
-extension is enabled. Enabling, disabling, reordering and settings act at once (no restart) and
-are saved by the ExtensionManager.
+Gradio builds components once, at start-up: every discovered extension gets its panel here (what
+it does and its settings first, read from its files when it is not enabled: a disabled extension is
+never imported); every enabled one with a ``ui()`` hook gets its area built now. Enabling,
+disabling, reordering and settings act at once (no restart) and are saved by the ExtensionManager;
+the ``ui()`` area of an extension enabled after start-up appears after a restart, as upstream.
+An extension that breaks (import, settings, ``ui()``) is listed with its problem; the page builds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import gradio as gr
 from webui.context import AppContext
 from webui.engine.registry import backend_info, loader_names
 from webui.errors import UserFacingError
-from webui.plugins import ExtensionError, ParamError
+from webui.plugins import ParamError
 from webui.problems import Problem
 from webui.ui.events import action, bind, lookup, on
 from webui.ui.extension_params import from_component, param_component, to_text
@@ -53,54 +55,71 @@ class ExtensionsComponents:
     areas: dict[str, Any] = field(default_factory=dict)  # extension name -> its ui() container
 
 
+# upstream's names for components (``shared.gradio[...]``) -> this app's Chat tab components
+UPSTREAM_NAMES = {
+    "textbox": "textbox", "character_menu": "character", "name2": "character", "name1": "persona",
+    "mode": "mode", "instruction_template": "template", "display": "chatbot", "Generate": "send_btn",
+    "Stop": "stop_btn", "Regenerate": "regenerate_btn", "Continue": "continue_btn",
+    "Impersonate": "impersonate_btn", "start_with": "start_with",
+}
+
+
 def description(ctx: AppContext, name: str) -> str:
-    """The first paragraph of the extension's docstring."""
-    try:
-        doc = getattr(ctx.extensions.load(name).obj, "__doc__", None) or ""
-    except ExtensionError:
-        return ""
-    return doc.strip().split("\n\n")[0].replace("\n", " ")
+    """What the extension does: the first paragraph of its docstring (or README), read from its files."""
+    return ctx.extensions.info(name).description
 
 
 def loaders_without(ctx: AppContext, name: str) -> list[str]:
     """The registered loaders that cannot run all of this extension, by what each backend declares
     (``BackendInfo.token_hooks`` for ``tokenizer_modifier``, ``extension_processors`` for its samplers
     and ``logits_processor_modifier``) and the backends its samplers list."""
-    try:
-        ext = ctx.extensions.load(name)
-    except ExtensionError:
-        return []
+    hooks = ctx.extensions.info(name).hooks  # of one not imported: the functions its script defines
     # samplers are registered once an extension is enabled (the manager calls register_samplers then)
     samplers = [s for s in ctx.extensions.samplers().values() if s.extension == name]
-    needs_processors = bool(samplers) or "logits_processor_modifier" in ext.hooks
+    needs_processors = bool(samplers) or "logits_processor_modifier" in hooks or "register_samplers" in hooks
     missing = []
     for loader in loader_names():
         info = backend_info(loader)
-        if ("tokenizer_modifier" in ext.hooks and not info.token_hooks) \
+        if ("tokenizer_modifier" in hooks and not info.token_hooks) \
                 or (needs_processors and not info.extension_processors) \
                 or any(loader not in s.backends for s in samplers):
             missing.append(loader)
     return missing
 
 
-def status_markdown(ctx: AppContext, name: str) -> str:
-    info = ctx.extensions.info(name)
-    lines = [f"`{name}` · {info.source} · {'**enabled**' if info.enabled else 'disabled'}"]
+def description_markdown(ctx: AppContext, name: str) -> str:
+    """What the extension does for the user, first in its panel."""
     text = description(ctx, name)
-    if text:
-        lines.append(html.escape(text))
-    if info.hooks:
-        lines.append("Hooks: " + ", ".join(f"`{h}`" for h in info.hooks))
+    return html.escape(text) if text else "*(no description: its script has no docstring and no README)*"
+
+
+def status_markdown(ctx: AppContext, name: str, built_ui: bool = True) -> str:
+    """Enabled or not, what would stop it, and (folded) where it comes from and its hooks."""
+    info = ctx.extensions.info(name)
+    lines = ["**Enabled**" if info.enabled else "Disabled (not imported until enabled)"]
+    if info.enabled and not built_ui and "ui" in info.hooks:
+        lines.append("Its interface (`ui()`) appears after a restart.")
+    if info.upstream:
+        lines.append("Written for text-generation-webui (uses its `modules`).")
+    lines.extend(_problems(ctx, name, info))
+    hooks = ", ".join(f"`{h}`" for h in info.hooks) or "none"
+    lines.append(f"<details><summary>Details</summary>\n\n`{name}` · {info.source} · "
+                 f"{html.escape(info.location)}\n\nHooks: {hooks}\n\n</details>")
+    return "\n\n".join(lines)
+
+
+def _problems(ctx: AppContext, name: str, info: Any) -> list[str]:
+    lines = []
     loader = ctx.engine.load_info.loader if ctx.engine.load_info else None
     missing = loaders_without(ctx, name)
     if missing:
         note = f" — not applied with the loaded {loader} model" if loader in missing else ""
-        lines.append(f"⚠️ **not with {', '.join(missing)}**{note}")
+        lines.append(f"**Warning:** **not with {', '.join(missing)}**{note}")
     for warning in info.warnings:
-        lines.append(f"⚠️ {html.escape(warning)}")
+        lines.append(f"**Warning:** {html.escape(warning)}")
     if info.error:
-        lines.append(f"❌ {html.escape(info.error)}")
-    return "\n\n".join(lines)
+        lines.append(f"**Problem:** {html.escape(info.error)}")
+    return lines
 
 
 def order_markdown(ctx: AppContext) -> str:
@@ -132,36 +151,43 @@ def extension_assets(ctx: AppContext) -> dict[str, str]:
     return out
 
 
+def share_components(ctx: AppContext, chat: Any) -> None:
+    """Name the Chat tab's components as text-generation-webui does (``shared.gradio``), for
+    extensions written for it."""
+    for upstream_name, ours in UPSTREAM_NAMES.items():
+        component = getattr(chat, ours, None)
+        if component is not None:
+            ctx.extensions.compat.gradio[upstream_name] = component
+
+
 def build_ui_areas(ctx: AppContext, chat: Any) -> dict[str, Any]:
-    """Run ``ui()`` for every discovered extension that has one and is not a tab, under the chat."""
+    """Run ``ui()`` of every enabled extension that has one and is not a tab, under the chat."""
+    share_components(ctx, chat)
     areas: dict[str, Any] = {}
-    for info in ctx.extensions.available():
-        if not _has_ui(ctx, info.name) or ctx.extensions.load(info.name).is_tab:
-            continue
-        with gr.Column(visible=info.enabled, elem_id=f"ext-ui-{info.name}") as column:
-            ctx.extensions.call(info.name, "ui", ctx=ctx, chat=chat)
-        areas[info.name] = column
+    for name in _with_ui(ctx, tab=False):
+        with gr.Column(visible=True, elem_id=f"ext-ui-{name}") as column:
+            ctx.extensions.call(name, "ui", ctx=ctx, chat=chat)  # an exception is caught and listed
+        areas[name] = column
     return areas
 
 
 def build_ui_tabs(ctx: AppContext, chat: Any) -> dict[str, Any]:
-    """A tab for each extension whose ``params["is_tab"]`` is true, built by its ``ui()``."""
+    """A tab for each enabled extension whose ``params["is_tab"]`` is true, built by its ``ui()``."""
     tabs: dict[str, Any] = {}
-    for info in ctx.extensions.available():
-        if not _has_ui(ctx, info.name) or not ctx.extensions.load(info.name).is_tab:
-            continue
-        with gr.Tab(ctx.extensions.info(info.name).display_name, visible=info.enabled,
-                    elem_id=f"ext-tab-{info.name}") as tab:
-            ctx.extensions.call(info.name, "ui", ctx=ctx, chat=chat)
-        tabs[info.name] = tab
+    for name in _with_ui(ctx, tab=True):
+        with gr.Tab(ctx.extensions.info(name).display_name, visible=True, elem_id=f"ext-tab-{name}") as tab:
+            ctx.extensions.call(name, "ui", ctx=ctx, chat=chat)
+        tabs[name] = tab
     return tabs
 
 
-def _has_ui(ctx: AppContext, name: str) -> bool:
-    try:
-        return "ui" in ctx.extensions.load(name).hooks
-    except ExtensionError:
-        return False
+def _with_ui(ctx: AppContext, *, tab: bool) -> list[str]:
+    """Enabled (so imported) extensions with a ``ui()``, tabs or not: a disabled one is never imported."""
+    names = []
+    for info in ctx.extensions.available():
+        if info.enabled and info.loaded and "ui" in info.hooks and info.is_tab == tab:
+            names.append(info.name)
+    return names
 
 
 def build(ctx: AppContext) -> ExtensionsComponents:
@@ -169,6 +195,7 @@ def build(ctx: AppContext) -> ExtensionsComponents:
     gr.Markdown("Extensions run in the order they are enabled. Changes apply at once and are saved. "
                 "Start with `--extensions a b c` to choose them on the command line.")
     order = gr.Markdown(order_markdown(ctx), elem_id="ext-order")
+    built = {n for n in ctx.extensions.enabled() if ctx.extensions.info(n).loaded}  # ui() built at start-up
     panels: list[ExtensionPanel] = []
     unshown: list[Problem] = []
     for info in ctx.extensions.available():
@@ -176,28 +203,27 @@ def build(ctx: AppContext) -> ExtensionsComponents:
         try:
             specs = ctx.extensions.param_specs(name)
             values = ctx.extensions.get_params(name)
-        except ExtensionError:
+        except Exception as exc:  # noqa: BLE001 - a broken extension is listed, never stops the page
             specs, values = {}, {}
+            unshown.append(Problem.of("extension", info.location,
+                                      f"extension {name!r}: its settings cannot be shown: {exc}"))
         with gr.Group(elem_id=f"ext-panel-{name}"):
             with gr.Row():
-                enabled = gr.Checkbox(value=info.enabled, label=ctx.extensions.info(name).display_name,
+                enabled = gr.Checkbox(value=info.enabled, label=info.display_name,
                                       elem_id=f"ext-enabled-{name}", scale=4, interactive=True)
                 up = gr.Button("↑", size="sm", elem_id=f"ext-up-{name}", scale=0, min_width=40)
                 down = gr.Button("↓", size="sm", elem_id=f"ext-down-{name}", scale=0, min_width=40)
                 reset = gr.Button("Reset settings", size="sm", elem_id=f"ext-reset-{name}", scale=0,
                                   min_width=120)
-            status = gr.Markdown(status_markdown(ctx, name), elem_id=f"ext-status-{name}")
+            gr.Markdown(description_markdown(ctx, name), elem_id=f"ext-about-{name}")
             comps: dict[str, gr.components.Component] = {}
-            editable = {k: s for k, s in specs.items() if s.editable}
-            if editable:
-                with gr.Accordion("Settings", open=info.enabled, elem_id=f"ext-settings-{name}"):
-                    for key, spec in editable.items():
-                        try:
-                            comps[key] = param_component(spec, values.get(key, spec.default),
-                                                         elem_id=f"ext-{name}-{key}")
-                        except Exception as exc:  # noqa: BLE001 - e.g. a slider whose min is above its max
-                            unshown.append(Problem.of("extension", info.location,
-                                                      f"extension {name!r}: setting {key!r} cannot be shown: {exc}"))
+            for key, spec in ((k, s) for k, s in specs.items() if s.editable):
+                try:
+                    comps[key] = param_component(spec, values.get(key, spec.default), elem_id=f"ext-{name}-{key}")
+                except Exception as exc:  # noqa: BLE001 - e.g. a slider whose min is above its max
+                    unshown.append(Problem.of("extension", info.location,
+                                              f"extension {name!r}: setting {key!r} cannot be shown: {exc}"))
+            status = gr.Markdown(status_markdown(ctx, name, name in built), elem_id=f"ext-status-{name}")
         panels.append(ExtensionPanel(name, enabled, up, down, reset, status, comps))
     ctx.problems.report("extension settings panels", unshown)
     failures = gr.Markdown(failures_markdown(ctx), elem_id="ext-failures")
@@ -213,7 +239,7 @@ def snapshot(ctx: AppContext, view: ExtensionsView) -> list[Any]:
     """The enabled order, the failures, each panel's status and checkbox, each ui() area shown or not."""
     enabled = set(ctx.extensions.enabled())
     return [order_markdown(ctx), failures_markdown(ctx),
-            *[status_markdown(ctx, n) for n in view.names],
+            *[status_markdown(ctx, n, n in view.with_area) for n in view.names],
             *[gr.update(value=n in enabled) for n in view.names],
             *[gr.update(visible=n in enabled) for n in view.with_area]]
 

@@ -1,0 +1,107 @@
+"""Extensions written for text-generation-webui, in the real app.
+
+* ``python app.py`` with a data dir holding the fixture extensions (one raising at import, one
+  importing a package that is not installed, one writing a file when imported) starts, serves, and
+  lists each problem; the disabled one's import-time code never ran; an enabled one's ``ui()`` is
+  on the page with upstream's component names resolved.
+* ``shared.tokenizer`` encodes with the loaded model's own tokenizer (a tiny real Llama through
+  transformers), compared with that tokenizer loaded on its own.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server_utils import RunningApp, start_app
+from webui.config import Settings
+from webui.context import build_context
+from webui.engine.protocol import ModelSpec
+from webui.generation.params import GenerationParams
+
+pytestmark = pytest.mark.slow
+
+FIXTURES = Path(__file__).resolve().parents[1] / "support" / "upstream_style_extensions"
+
+
+@pytest.fixture(scope="module")
+def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    data = tmp_path_factory.mktemp("upstream-exts") / "data"
+    shutil.copytree(FIXTURES, data / "extensions")
+    from PIL import Image
+
+    Image.new("RGB", (600, 800), (200, 30, 30)).save(data / "picture.png")
+    app = start_app(data, "--extensions", "tgw_broken", "tgw_unmet", "tgw_ui", "tgw_prompt")
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+def test_broken_and_unmet_extensions_leave_the_app_serving_and_are_listed(started: RunningApp) -> None:
+    listed = httpx.get(f"{started.url}/v1/internal/problems", timeout=60).json()
+    reasons = {Path(p["file"]).parent.name: p["reason"] for p in listed if p["kind"] == "extension"}
+    assert "tgw_broken fails on purpose" in reasons["tgw_broken"]
+    assert "no_such_package_for_webui_tests" in reasons["tgw_unmet"]
+    assert "is not installed" in reasons["tgw_unmet"] and "pip install" in reasons["tgw_unmet"]
+    assert not (started.data_dir / "extensions" / "tgw_side_effect" / "imported.txt").exists()
+    body = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 2}
+    prompt = httpx.post(f"{started.url}/v1/internal/chat-prompt", json=body, timeout=60)
+    assert prompt.status_code == 200 and prompt.json()["prompt"].endswith("[note from tgw_prompt]")
+
+
+def test_an_enabled_extensions_ui_is_on_the_page(started: RunningApp) -> None:
+    config = httpx.get(f"{started.url}/config", timeout=60)
+    assert config.status_code == 200, config.text
+    components = config.json()["components"]
+    ids = {c.get("props", {}).get("elem_id"): c for c in components}
+    assert "tgw-ui-fill" in ids and "tgw-ui-choice" in ids
+    assert "ext-about-tgw_side_effect" in ids  # listed from its files, not imported
+    textbox = next(c["id"] for c in components if c.get("props", {}).get("elem_id") == "chat-input")
+    fill = ids["tgw-ui-fill"]["id"]
+    wired = [d for d in config.json()["dependencies"] if any(t[0] == fill for t in d.get("targets", []))]
+    assert wired and textbox in wired[0]["outputs"]  # utils.gradio("textbox") named the chat's message box
+
+
+def test_shared_tokenizer_is_the_loaded_models(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURES, data / "extensions")
+    ctx = build_context(Settings(data_dir=data, extensions=["tgw_tokens"]), load_model=False)
+    try:
+        ctx.engine.load(ModelSpec(path=str(tiny_llama_dir), loader="transformers", display_name="tiny"))
+        reply = list(ctx.chat.answer([("user", "Hello")], GenerationParams(max_new_tokens=4, seed=1)))[-1].text
+        text, _, note = reply.rpartition(" <")
+        own = AutoTokenizer.from_pretrained(tiny_llama_dir)
+        assert note.startswith(f"{len(own.encode(text, add_special_tokens=False))} tokens")
+        assert note.endswith("tiny>")
+        import modules.shared as shared
+
+        ids = shared.tokenizer.encode("The lighthouse keeper")
+        assert ids == own.encode("The lighthouse keeper", add_special_tokens=False)
+        assert shared.tokenizer.decode(ids) == "The lighthouse keeper"
+    finally:
+        ctx.engine.shutdown()
+
+
+def test_get_image_cache_gives_a_picture_the_page_serves(started: RunningApp) -> None:
+    """upstream's gallery writes ``<img src="file/{get_image_cache(path)}">``: that URL, resolved
+    against the page, is a thumbnail Gradio 6 serves."""
+    import io
+    from urllib.parse import urljoin
+
+    from PIL import Image
+
+    config = httpx.get(f"{started.url}/config", timeout=60).json()
+    html = next(c["props"]["value"] for c in config["components"]
+                if c.get("props", {}).get("elem_id") == "tgw-ui-picture")
+    src = html.split('src="', 1)[1].split('"', 1)[0]
+    assert src.startswith("file/")
+    picture = httpx.get(urljoin(started.url + "/", src), timeout=60)
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    assert max(Image.open(io.BytesIO(picture.content)).size) <= 470  # a thumbnail, upstream's size

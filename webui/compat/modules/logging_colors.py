@@ -1,0 +1,5 @@
+"""upstream's ``modules.logging_colors``: ``logger``, the logger extensions write to."""
+
+import logging
+
+logger = logging.getLogger("text-generation-webui")
