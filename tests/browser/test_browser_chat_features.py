@@ -1,4 +1,5 @@
-"""Browser tests (real app, real model, real Chromium): regenerate -> switch version, edit, branch,
+"""Browser tests (real app, real model, real Chromium): regenerate -> switch version, edit in place, branch
+(the buttons on the messages),
 card upload, persona switch, and that HTML from model/card/user text never executes."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.browser_utils import new_chat, open_app_page, wait_for
+from tests.support.chat_ui import edit_in_place, gradio_button, last_bot_text, send, tool, versions, wait_settled
 from tests.support.server_utils import served_app
 from tests.support.shared_fixtures import seraphina_card
 
@@ -30,27 +32,6 @@ def page(app, browser):  # type: ignore[no-untyped-def]
     pg.close()
 
 
-def info(page) -> str:
-    return page.inner_text("#message-info")
-
-
-def wait_info(page, pattern: str) -> None:
-    page.wait_for_function(
-        "p => new RegExp(p).test(document.querySelector('#message-info').innerText)", arg=pattern, timeout=T
-    )
-
-
-def send(page, text: str) -> None:
-    before = info(page)
-    page.fill("#chat-input textarea", text)
-    page.click("#send")
-    page.wait_for_function(
-        "b => { const t = document.querySelector('#message-info').innerText; "
-        "return t !== b && / assistant · /.test(t); }",
-        arg=before, timeout=T,
-    )
-
-
 def pick(page, dropdown: str, option: str) -> None:
     page.click(f"{dropdown} input")
     page.get_by_role("option", name=option).first.click()
@@ -58,24 +39,25 @@ def pick(page, dropdown: str, option: str) -> None:
 
 def test_regenerate_switch_version_edit_branch_and_no_html_execution(app, page) -> None:
     new_chat(page)
-    send(page, "Say hello in five words.")
-    wait_info(page, r"Message 3 of 3 · assistant · version 1/1")
-    first = page.input_value("#edit-box textarea")
-    assert first.strip()
+    wait_settled(page, 1)
+    send(page, "Say hello in five words.", 3)
+    first = last_bot_text(page)
+    assert first
 
-    page.click("#regenerate")
-    wait_info(page, r"version 2/2")
-    page.click("#prev-version")
-    wait_info(page, r"version 1/2")
-    assert page.input_value("#edit-box textarea") == first
-    page.click("#next-version")
-    wait_info(page, r"version 2/2")
+    # the buttons on the last reply: Regenerate (Gradio's retry) adds a version, < and > switch
+    gradio_button(page, 2, "Retry").click()
+    wait_for(lambda: versions(page)[-1:] == ["2/2/a"], timeout=T / 1000, what="version 2/2")
+    wait_settled(page, 3)
+    tool(page, 2, "prev").click()
+    wait_for(lambda: versions(page)[-1:] == ["1/2/a"], timeout=T / 1000, what="version 1/2")
+    wait_for(lambda: last_bot_text(page) == first, timeout=T / 1000, what="the first version shown")
+    tool(page, 2, "next").click()
+    wait_for(lambda: versions(page)[-1:] == ["2/2/a"], timeout=T / 1000, what="version 2/2 again")
 
-    # edit the reply: Markdown renders, raw HTML does not run
-    page.fill("#edit-box textarea", XSS)
-    page.click("#save-edit")
+    # edit the reply in place: Markdown renders, raw HTML does not run
+    edit_in_place(page, 2, XSS)
     page.wait_for_selector("#chatbot strong:has-text('bold')", timeout=T)
-    send(page, XSS)  # the user's own text too
+    send(page, XSS, 5)  # the user's own text too
     # (the chat is re-rendered from the database; a message's text can be drawn a moment later)
     wait_for(
         lambda: '<img src=x onerror=' in page.inner_text("#chatbot"), timeout=T / 1000, what="the user's text shown"
@@ -88,20 +70,18 @@ def test_regenerate_switch_version_edit_branch_and_no_html_execution(app, page) 
     assert page.evaluate("window.__xss") is None  # (looked at again once the text is drawn)
 
     # branch from the first user message: a new chat with the greeting and that message
-    page.locator("#chatbot [data-testid='user']").first.click()
-    wait_info(page, r"Message 2 of \d+ · user")
-    page.click("#branch")
+    tool(page, 1, "branch").click()
     page.wait_for_function("() => /\\(branch\\)/.test(document.querySelector('#chat-list').innerText)", timeout=T)
-    wait_info(page, r"Message 2 of 2 · user")
+    wait_settled(page, 2)
+    assert versions(page) == ["1/1/a", "1/1/u"]
 
     # everything is in the database and survives a reload
     page.reload()
     page.wait_for_function(
         "() => /\\(branch\\)/.test((document.querySelector('#chat-list') || {}).innerText || '')", timeout=T
     )
-    wait_for(
-        lambda: "Say hello in five words." in page.inner_text("#chatbot"), timeout=T / 1000, what="the branch reopened"
-    )
+    wait_for(lambda: "Say hello in five words." in (page.text_content("#chatbot") or ""), timeout=T / 1000,
+             what="the branch reopened")
 
 
 def test_card_upload_then_persona_switch(app, page) -> None:

@@ -18,6 +18,7 @@ from tests.support.browser_utils import (
     user_texts,
     wait_for,
 )
+from tests.support.chat_ui import edit_in_place, tool, wait_settled
 from tests.support.server_utils import served_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -77,8 +78,7 @@ def finish_turn(page, text: str) -> None:  # type: ignore[no-untyped-def]
     send_message(page, text)
     wait_for(lambda: user_texts(page)[-1:] == [text], timeout=T, what="the user's message")
     # (the message line of a new chat already names the greeting "· assistant ·": wait for the reply's own)
-    wait_for(lambda: "Message 3 of 3 · assistant" in page.inner_text("#message-info") and reply_finished(page),
-             timeout=T, what="the reply")
+    wait_settled(page, 3, timeout=T)  # the reply stored and shown
 
 
 def test_continue_shows_the_reply_in_the_bubble_with_markdown_and_no_html(app, page) -> None:
@@ -86,11 +86,10 @@ def test_continue_shows_the_reply_in_the_bubble_with_markdown_and_no_html(app, p
     set_reply_length(page, 60, ban_eos=False)
     finish_turn(page, "Say hello.")
     # The reply becomes the payload (as a model could write it), then Continue streams it on in the bubble.
-    page.fill("#edit-box textarea", XSS)
-    page.click("#save-edit")
+    edit_in_place(page, 2, XSS)  # Gradio's edit on the reply
     page.wait_for_selector("#chatbot strong:has-text('bold')", timeout=T * 1000)
     page.evaluate(WATCH_JS)
-    page.click("#continue")
+    tool(page, 2, "continue").click()  # the button on the last reply
     wait_for(lambda: page.evaluate("() => window.__live.text.length") > 0, timeout=T, what="the live bubble")
     wait_for(lambda: reply_finished(page), timeout=T, what="the continued reply")
     seen = page.evaluate("() => window.__live")
@@ -126,8 +125,7 @@ def test_sending_again_while_a_reply_streams_moves_the_bubble_to_the_new_reply(a
     live_text = f"() => document.querySelector('{LIVE}').textContent.trim()"
     wait_for(lambda: len(page.evaluate(live_text)) > 20, timeout=T, what="the first reply streaming")
     send_message(page, "Now just say hi.")
-    wait_for(lambda: "Message 5 of 5 · assistant" in page.inner_text("#message-info") and reply_finished(page),
-             timeout=T, what="the second reply")
+    wait_settled(page, 5, timeout=T)  # the second reply stored and shown
     # (waited for: the chat is re-rendered from the database, and a message's text can lag a moment)
     wait_for(lambda: user_texts(page)[-2:] == ["Write a long story about a castle.", "Now just say hi."],
              timeout=T, what="both user messages shown")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser_utils import open_app_page
+from tests.support.chat_ui import open_import_export
 from tests.support.server_utils import served_app
 
 pytestmark = pytest.mark.browser
@@ -30,6 +31,7 @@ def test_errors_and_confirmations_of_actions_are_shown(app, browser, tmp_path: P
         # Chat: a file that is not a chat
         not_a_chat = tmp_path / "notes.json"
         not_a_chat.write_text('{"hello": "world"}', encoding="utf-8")
+        open_import_export(page)
         page.set_input_files("#import-chat input[type=file]", str(not_a_chat))
         shown(page, "The file is neither a chat exported from this app nor an Oobabooga history")
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.browser_utils import open_app_page, reply_finished, send_message, user_texts, wait_for
+from tests.support.chat_ui import open_import_export
 from tests.support.gradio_session import GradioSession
 from tests.support.server_utils import RunningApp, start_app
 from webui.browser_identity import COOKIE_NAME, SECRET_FILE
@@ -92,6 +93,7 @@ def test_each_browser_has_its_own_private_history(app: RunningApp, browser) -> N
         b.fill("#chat-search textarea", "")
 
         # export: the open chat, and "Backup: everything", hold B's chat only
+        open_import_export(b)  # the sidebar's "Import / export"
         single = json.loads(downloaded(b, "#export-chat", "#export-file").read_text(encoding="utf-8"))
         assert single["title"].startswith("What is a good name") and "4921" not in json.dumps(single)
         b.click("#backup")

@@ -139,8 +139,9 @@ def test_chat_opening_handlers_restore_parameters(ui) -> None:  # type: ignore[n
     values = new_chat("Assistant", "(none)", "chat", 0, None)
     assert len(values) == len(outputs) and all(v == gr.update() for v in _params_in(outputs, values).values())
 
-    branch, outputs = _handler(demo, "branch")  # a branch keeps its source's parameters
-    values = branch(tuned.id, None, None)
+    # a branch (the Branch button on a message) keeps its source's parameters
+    message_action, outputs = _handler(demo, "message_action")
+    values = message_action(tuned.id, gr.EventData(None, {"action": "branch", "index": 0}), None)
     assert len(values) == len(outputs) and _params_in(outputs, values)["temperature"] == 0.33
 
     import_chat, outputs = _handler(demo, "import_chat")

@@ -60,7 +60,7 @@ def test_handlers_that_can_report_are_queued(demo) -> None:  # type: ignore[no-u
 def test_the_rule_catches_a_handler_that_raises(demo) -> None:  # type: ignore[no-untyped-def]
     """The check above reads real sources: an unqueued handler that raises is found."""
     queued = {f.name for f, source in our_handlers(demo) if f.queue is not False and REPORTS.search(source)}
-    assert {"upload", "save", "prepare", "import_chat", "toggle", "branch"} <= queued
+    assert {"upload", "save", "prepare", "import_chat", "toggle", "message_action"} <= queued
     lookups = {f.name for f, source in our_handlers(demo) if f.queue is False}
     assert {"show", "search", "stop", "open_entry"} <= lookups
 
@@ -96,7 +96,7 @@ def test_a_reply_ending_while_the_previous_one_is_shown_gets_shown_too(demo) -> 
     Regenerate and Continue). Under Gradio's default trigger mode ("once") a second Send's reply ending
     while the first one's step runs would not be shown, and the chat would keep the older state."""
     after = [f for f, _ in our_handlers(demo) if f.name == "after_turn"]
-    assert len(after) == 4 and all(f.trigger_mode == "always_last" for f in after)
+    assert len(after) == 5 and all(f.trigger_mode == "always_last" for f in after)  # and the retry button
 
 
 # -- the decorators and the binding, on their own -----------------------------------------

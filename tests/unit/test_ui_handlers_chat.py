@@ -17,7 +17,7 @@ from webui.ui import chat_list, chat_messages, chat_tab
 from webui.ui import chat_view as view
 from webui.ui.live_reply import LiveReplies
 
-N_OPEN = 13  # open_values without the Parameters tab (params=None)
+N_OPEN = 11  # open_values without the Parameters tab (params=None)
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_send_shows_the_message_then_the_stored_reply(ui_ctx: AppContext) -> Non
     assert [m["role"] for m in after[0]] == ["assistant", "user", "assistant"]
     assert after[0][2]["content"] == "Hello there!"
     assert after[2]["value"] == conv_id and after[-1] == "Hello <b>there</b>"  # the chat is named after it
-    assert after[4].startswith("Message 3 of 3")
+    assert after[3] == gr.skip()  # the turn never streamed through the page: no speed line for it
 
 
 def test_send_validation(ui_ctx: AppContext) -> None:
@@ -168,7 +168,7 @@ def test_search_export_import(ui_ctx: AppContext, capsys: pytest.CaptureFixture[
     assert found[0]["value"] == conv_id and found[1] == conv_id
 
 
-def test_message_panel(ui_ctx: AppContext, capsys: pytest.CaptureFixture[str]) -> None:
+def test_actions_on_a_message(ui_ctx: AppContext, capsys: pytest.CaptureFixture[str]) -> None:
     empty = ui_ctx.repo.create_conversation("Empty", "Assistant").id
     with pytest.raises(gr.Error, match="Open a chat first"):
         chat_messages.save_edit(ui_ctx, None, None, "x", None)
@@ -176,18 +176,28 @@ def test_message_panel(ui_ctx: AppContext, capsys: pytest.CaptureFixture[str]) -
         chat_messages.delete_message(ui_ctx, empty, None, None)
 
     conv_id, _ = send(ui_ctx, None, "hi")
-    picked = chat_messages.select(ui_ctx, conv_id, gr.SelectData(None, {"index": 1, "value": "hi"}), None)
-    assert picked[0] == 1 and picked[1].startswith("Message 2 of 3 · user") and picked[2] == "hi"
-    shown, info, text = chat_messages.save_edit(ui_ctx, conv_id, 1, "hello", None)
-    assert shown[1]["content"] == "hello" and text == "hello" and info.startswith("Message 2 of 3")
+    edit = gr.EditData(None, {"index": 1, "value": "hello &lt;b&gt;", "previous_value": "hi"})
+    shown = chat_messages.edited(ui_ctx, conv_id, edit, None)  # Gradio's in-place edit
+    assert ui_ctx.repo.messages(conv_id)[1].content == "hello <b>" and shown[1]["content"] == "hello &lt;b&gt;"
+    assert chat_view_versions(ui_ctx, conv_id) == "1/1/a,1/1/u,1/1/a"
 
     chat_messages.switch(ui_ctx, +1, conv_id, None, None)  # one version: it stays, and says so (gr.Info)
     assert ui_ctx.repo.messages(conv_id)[-1].active_version == 0
     assert "only one version" in capsys.readouterr().out
 
-    branched = chat_messages.branch(ui_ctx, None, conv_id, 1, None)
+    branched = chat_messages.message_action(ui_ctx, None, conv_id, gr.EventData(None, {"action": "branch",
+                                                                                        "index": 1}), None)
     new_id = branched[0]["value"]
-    assert new_id != conv_id and [m.content for m in ui_ctx.repo.messages(new_id)][1:] == ["hello"]
+    assert new_id != conv_id and [m.content for m in ui_ctx.repo.messages(new_id)][1:] == ["hello <b>"]
+    assert len(branched) == 1 + N_OPEN and branched[1] == new_id
 
-    selected, shown, info, _ = chat_messages.delete_message(ui_ctx, conv_id, None, None)
-    assert selected is None and len(shown) == 2 and info.startswith("Message 2 of 2")
+    deleted = chat_messages.message_action(ui_ctx, None, conv_id, gr.EventData(None, {"action": "delete",
+                                                                                       "index": 2}), None)
+    assert len(deleted) == 1 + N_OPEN and len(deleted[2]) == 2 and deleted[1] == gr.skip()
+    with pytest.raises(gr.Error, match="Unknown message action"):
+        chat_messages.message_action(ui_ctx, None, conv_id, gr.EventData(None, {"action": "rm -rf"}), None)
+
+
+def chat_view_versions(ctx: AppContext, conv_id: int) -> str:
+    return chat_messages.versions(ctx, conv_id, None)
+

@@ -5,7 +5,16 @@ from __future__ import annotations
 import gradio as gr
 
 from webui.context import AppContext
-from webui.ui import characters_tab, chat_tab, extensions_tab, model_tab, parameters_tab, problems_panel
+from webui.ui import (
+    characters_tab,
+    chat_tab,
+    extensions_tab,
+    model_tab,
+    notebook_tab,
+    parameters_tab,
+    problems_panel,
+    training_tab,
+)
 from webui.ui.live_reply import LiveReplies
 
 TITLE = "WebUI"
@@ -22,6 +31,8 @@ BASE_CSS = """
 #live-reply .live-notice:empty { display: none; }
 #live-reply .live-notice { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 """
+# the message buttons, the phone layout, the gallery and the buttons' SVG icons (webui/ui/static, webui/ui/icons.py)
+BASE_CSS += chat_tab.page_css() + model_tab.page_css() + training_tab.page_css()
 
 
 def offline_theme() -> gr.themes.Base:
@@ -39,17 +50,22 @@ def build_ui(ctx: AppContext, replies: LiveReplies) -> gr.Blocks:
         with gr.Tab("Chat", id="chat"):
             components = chat_tab.build(ctx)
             ext_areas = extensions_tab.build_ui_areas(ctx, components)  # extensions' ui() under the chat
+        with gr.Tab("Notebook", id="notebook"):
+            notebook = notebook_tab.build(ctx)
         with gr.Tab("Characters", id="characters"):
             char_components = characters_tab.build(ctx)
         with gr.Tab("Parameters", id="parameters"):
             param_components = parameters_tab.build(ctx)
         with gr.Tab("Model", id="model"):
             model_tab.wire(ctx, model_tab.build(ctx), demo, components.model_info)
+        with gr.Tab("Training", id="training") as training_el:
+            training_tab.wire(ctx, training_tab.build(ctx), demo, training_el, components.model_info)
         with gr.Tab("Extensions", id="extensions"):
             ext_components = extensions_tab.build(ctx)
         ext_components.areas = {**ext_areas, **extensions_tab.build_ui_tabs(ctx, components)}
         ext_changes = extensions_tab.wire(ctx, ext_components, demo)
         chat_tab.wire(ctx, components, demo, param_components, replies)
+        notebook_tab.wire(ctx, notebook, demo, param_components)
         char_reloads = characters_tab.wire(ctx, char_components, components, demo)
         parameters_tab.wire(ctx, param_components, demo)
         problems_panel.wire(ctx, problems, demo)

@@ -17,9 +17,9 @@ from webui.chat.cards import export_card_json, export_card_png, load_character_b
 from webui.chat.character import Character
 from webui.context import AppContext
 from webui.errors import CharacterError, UserFacingError
+from webui.ui import character_gallery, chat_list, lorebook_editor
 from webui.ui import chat_view as view
-from webui.ui import lorebook_editor
-from webui.ui.chat_components import ChatComponents
+from webui.ui.chat_components import ChatComponents, open_outputs, open_values
 from webui.ui.events import action, bind, lookup, on
 from webui.ui.lorebook_editor import lore_markdown
 from webui.ui.session import current_user_id, saving_user_id
@@ -62,21 +62,27 @@ class CharacterComponents:
     persona_save_btn: gr.Button
     persona_delete_btn: gr.Button
     lorebook: lorebook_editor.LorebookComponents
+    gallery: character_gallery.GalleryComponents | None = None
 
 
 def build(ctx: AppContext) -> CharacterComponents:
+    """The gallery first, then the form, which always shows a character (the first one at start)."""
+    gallery = character_gallery.build(ctx)
+    names = ctx.characters.names()
+    first = _saved(ctx, names[0]) if names else None
     with gr.Row():
-        choice = gr.Dropdown(choices=ctx.characters.names(), value=None, label="Character", elem_id="character-choice",
-                             scale=3)
+        choice = gr.Dropdown(choices=names, value=first.name if first else None, label="Character",
+                             elem_id="character-choice", scale=3)
         upload = gr.File(label="Import a card (.png, .json, .yaml)", file_types=[".png", ".json", ".yaml", ".yml"],
-                         type="filepath", elem_id="character-upload", scale=2)
+                         type="filepath", elem_id="character-upload", scale=2, height=120)
     with gr.Row():
         with gr.Column(scale=3):
-            fields = [gr.Textbox(label=label, lines=lines, elem_id=f"char-{name.replace('_', '-')}")
-                      for name, label, lines in TEXT_FIELDS]
+            fields = [gr.Textbox(value, label=label, lines=lines, elem_id=f"char-{name.replace('_', '-')}")
+                      for (name, label, lines), value in zip(TEXT_FIELDS, form_values(first))]
             lorebook = lorebook_editor.build()
         with gr.Column(scale=1):
-            avatar = gr.Image(label="Avatar", type="pil", image_mode="RGBA", elem_id="char-avatar", height=240)
+            avatar = gr.Image(_image(first.avatar_png) if first else None, label="Avatar", type="pil",
+                              image_mode="RGBA", elem_id="char-avatar", height=240)
             lore_info = gr.Markdown(elem_id="char-lore")
             save_btn = gr.Button("Save", variant="primary", elem_id="save-character")
             duplicate_btn = gr.Button("Duplicate", elem_id="duplicate-character")
@@ -98,7 +104,7 @@ def build(ctx: AppContext) -> CharacterComponents:
         persona_delete_btn = gr.Button("Delete persona", variant="stop", elem_id="delete-persona")
     return CharacterComponents(choice, fields, avatar, lore_info, save_btn, duplicate_btn, delete_btn, upload,
                                export_kind, export_btn, export_file, persona_choice, persona_name, persona_description,
-                               persona_avatar, persona_save_btn, persona_delete_btn, lorebook)
+                               persona_avatar, persona_save_btn, persona_delete_btn, lorebook, gallery)
 
 
 def _png_bytes(image: Any) -> bytes | None:
@@ -198,7 +204,9 @@ def delete(ctx: AppContext, selected: str | None) -> list[Any]:
         raise UserFacingError("Choose a character to delete.")
     ctx.characters.delete(selected)
     gr.Info(f"Deleted {selected}.")
-    return [*_choices(ctx, None), *show(ctx, None)]
+    names = ctx.characters.names()
+    first = names[0] if names else None  # the form always shows a character while there is one
+    return [*_choices(ctx, first), *show(ctx, first)]
 
 
 @action
@@ -276,6 +284,57 @@ def delete_persona(ctx: AppContext, name: str | None, request: gr.Request | None
             "", "", None]
 
 
+# -- the gallery ------------------------------------------------------------------------------
+
+
+@lookup
+def filter_gallery(ctx: AppContext, query: str) -> str:
+    return character_gallery.cards_html(ctx, query)
+
+
+@action
+def gallery_chat(ctx: AppContext, params: Any, evt: gr.EventData, request: gr.Request | None) -> list[Any]:
+    """A card's Chat: a new chat with that character, opened in the Chat tab: [chat list, *open_values]."""
+    name = str(evt._data.get("name") or "") if isinstance(evt._data, dict) else ""
+    if not ctx.characters.has(name):
+        raise UserFacingError(f"There is no character named {name!r} any more.")
+    return chat_list.new_chat(ctx, params, name, view.NO_PERSONA, "chat", 0, request)
+
+
+@action
+def gallery_edit(ctx: AppContext, evt: gr.EventData) -> list[Any]:
+    """A card's Edit: the character in the form: [dropdown, *form]."""
+    name = str(evt._data.get("name") or "") if isinstance(evt._data, dict) else ""
+    if not ctx.characters.has(name):
+        raise UserFacingError(f"There is no character named {name!r} any more.")
+    return [gr.update(value=name), *show(ctx, name)]
+
+
+def _wire_gallery(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr.Blocks,
+                  form_outputs: list[Any], reloads: list[Any]) -> None:
+    g = c.gallery
+    if g is None:
+        return
+    on(g.search.change, bind(filter_gallery, ctx), g.search, g.cards, trigger_mode="always_last")
+    on(g.cards.click, bind(gallery_click, ctx, chat.params), None, [chat.chat_list, *open_outputs(chat), c.choice,
+                                                                   *form_outputs])
+    for event in reloads:
+        on(event.then, bind(filter_gallery, ctx), g.search, g.cards)
+    on(demo.load, bind(filter_gallery, ctx), g.search, g.cards)
+
+
+@action
+def gallery_click(ctx: AppContext, params: Any, evt: gr.EventData, request: gr.Request | None) -> list[Any]:
+    """A card's button: Chat opens a new chat with the character (the form unchanged), Edit shows it
+    in the form (the chat unchanged). Returns [chat list, *open_values, dropdown, *form]."""
+    act = evt._data.get("action") if isinstance(evt._data, dict) else None
+    n_open = len(open_values(ctx, params, None, None))
+    n_form = len(TEXT_FIELDS) + 2 + len(lorebook_editor.values(None))
+    if act == "chat":
+        return [*gallery_chat(ctx, params, evt, request), *[gr.skip()] * (1 + n_form)]
+    return [*[gr.skip()] * (1 + n_open), *gallery_edit(ctx, evt)]
+
+
 def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr.Blocks) -> list[Any]:
     """``chat``: the Chat tab, whose character and persona lists follow saves and deletes. Returns
     the events that reload the character files (the Problems list follows them)."""
@@ -290,6 +349,7 @@ def wire(ctx: AppContext, c: CharacterComponents, chat: ChatComponents, demo: gr
         on(c.upload.upload, bind(upload, ctx), c.upload, [*lists, *form_outputs, c.upload]),
     ]
     on(c.export_btn.click, bind(export, ctx), [c.choice, c.export_kind], c.export_file)
+    _wire_gallery(ctx, c, chat, demo, form_outputs, reloads)
 
     persona_form = [c.persona_name, c.persona_description, c.persona_avatar]
     on(c.persona_choice.input, bind(show_persona, ctx), c.persona_choice, persona_form)

@@ -1,7 +1,7 @@
 """What the Chat tab's parts share: its components, and what opening a chat shows.
 
-The chat area (``chat_tab``), the sidebar (``chat_list``) and the message panel (``chat_messages``)
-all import this module, and none of them imports another's handlers.
+The chat area (``chat_tab``), the sidebar (``chat_list``) and the actions on a message
+(``chat_messages``) all import this module, and none of them imports another's handlers.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import gradio as gr
 
 from webui.context import AppContext
 from webui.generation.params import GenerationParams
-from webui.storage.repository import MessageRecord
 from webui.ui import chat_view as view
 from webui.ui.parameters_tab import ParamComponents
 
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 @dataclass
 class ChatComponents:
     conv_id: gr.State
-    selected: gr.State  # index of the message the message panel acts on (None: the last one)
     chat_list: gr.Radio
     new_btn: gr.Button
     rename_box: gr.Textbox
@@ -44,22 +42,20 @@ class ChatComponents:
     creator_notes: gr.Markdown
     notice: gr.Markdown
     chatbot: gr.Chatbot
+    # the page's script (message actions, shortcuts, dark mode, token counter: webui/ui/static/chat.js);
+    # its value says each message's version (``chat_view.versions_value``) for the < n/m > switch
+    tools: gr.HTML
     live: gr.HTML  # holds #live-reply, where the reply being written streams (see webui.ui.live_reply)
     live_token: gr.Textbox  # hidden: the token of the turn the page is to stream
+    stats: gr.Markdown  # the last reply's speed and context line
+    token_count: gr.Markdown  # the chat and the typed message, in tokens, against the context size
     textbox: gr.Textbox
     send_btn: gr.Button
     stop_btn: gr.Button
-    regenerate_btn: gr.Button
-    continue_btn: gr.Button
+    regenerate_btn: gr.Button  # hidden: the last reply's retry button, Ctrl+Enter and the toolbar click it
+    continue_btn: gr.Button  # hidden: the last reply's Continue button and Alt+Enter click it
     impersonate_btn: gr.Button
     start_with: gr.Textbox
-    message_info: gr.Markdown
-    prev_btn: gr.Button
-    next_btn: gr.Button
-    edit_box: gr.Textbox
-    save_edit_btn: gr.Button
-    delete_msg_btn: gr.Button
-    branch_btn: gr.Button
     show_prompt_btn: gr.Button
     prompt_view: gr.Textbox
     # the Parameters tab, set by ``chat_tab.wire``: opening a chat restores its values there
@@ -84,7 +80,7 @@ def open_outputs(c: ChatComponents) -> list[Any]:
     """Everything that changes when a chat is opened (see ``open_values``), the Parameters tab's
     controls included."""
     return [c.conv_id, c.chatbot, c.rename_box, c.character, c.persona, c.mode, c.template, c.greeting,
-            c.creator_notes, c.selected, c.notice, c.message_info, c.edit_box,
+            c.creator_notes, c.notice, c.stats,
             *(c.params.chat_outputs() if c.params is not None else [])]
 
 
@@ -94,7 +90,7 @@ def open_values(ctx: AppContext, params: ParamComponents | None, conv_id: int | 
     tab unchanged). Raises NotFound for a chat that is gone or not the user's."""
     if conv_id is None:
         return [None, gr.Chatbot(value=[], avatar_images=(None, None)), "", gr.update(), gr.update(), gr.update(),
-                gr.update(), gr.update(), "", None, "", "", "", *_param_values(params, None)]
+                gr.update(), gr.update(), "", "", "", *_param_values(params, None)]
     conv = ctx.repo.get_conversation(conv_id, user_id)
     s = conv.settings
     msgs = ctx.repo.messages(conv_id, user_id)
@@ -108,25 +104,14 @@ def open_values(ctx: AppContext, params: ParamComponents | None, conv_id: int | 
         gr.update(choices=view.template_choices(ctx), value=s.get("template") or ""),
         gr.update(choices=view.greeting_choices(ctx, conv.character), value=int(s.get("greeting", 0) or 0)),
         creator_notes_markdown(ctx, conv.character),
-        None,
         "",
-        *message_panel(msgs, None),
+        "",
         *_param_values(params, ctx.chat.stored_params(conv)),
     ]
 
 
 def _param_values(params: ParamComponents | None, stored: GenerationParams | None) -> list[Any]:
     return params.chat_values(stored) if params is not None else []
-
-
-def message_panel(msgs: list[MessageRecord], selected: int | None) -> list[str]:
-    """(info markdown, edit text) for the selected message (None: the last one)."""
-    if not msgs:
-        return ["No messages yet.", ""]
-    idx = len(msgs) - 1 if selected is None or selected >= len(msgs) else selected
-    m = msgs[idx]
-    info = f"Message {idx + 1} of {len(msgs)} · {m.role} · version {m.active_version + 1}/{m.version_count}"
-    return [info, m.content]
 
 
 def chat_list_update(ctx: AppContext, user_id: int | None, value: int | None) -> Any:

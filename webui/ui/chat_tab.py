@@ -1,14 +1,17 @@
 """The Chat tab: chat settings (character, persona, mode, template, greeting), the chat, the actions.
 
-The sidebar (chat list) is wired in ``chat_list``; the selected-message panel in ``chat_messages``;
-what they share is in ``chat_components``. A reply is not streamed through its Gradio event: the
+The sidebar (chat list) is wired in ``chat_list``; the buttons on each message in ``chat_messages``;
+what they share is in ``chat_components``; the page script (buttons, shortcuts, dark mode) is
+``static/chat.js``. A reply is not streamed through its Gradio event: the
 event registers the turn in ``LiveReplies`` and the page streams it (see webui.ui.live_reply).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -16,23 +19,23 @@ import gradio as gr
 from webui.chat.prompt import MODES
 from webui.context import AppContext
 from webui.errors import UserFacingError
-from webui.ui import backup, chat_list, chat_messages
+from webui.ui import backup, chat_list, chat_messages, icons, shortcuts
 from webui.ui import chat_view as view
-from webui.ui.chat_components import ChatComponents, chat_list_update, creator_notes_markdown, message_panel
+from webui.ui.chat_components import ChatComponents, chat_list_update, creator_notes_markdown
 from webui.ui.events import action, bind, lookup, on
-from webui.ui.live_reply import HIDE_JS, LIVE_HTML, STREAM_JS, LiveReplies
+from webui.ui.live_reply import HIDE_JS, LIVE_HTML, STREAM_JS, LiveReplies, TurnOutcome
 from webui.ui.parameters_tab import ParamComponents, to_params
 from webui.ui.session import current_user_id, reply_owner, saving_user_id, session_key
 
 UI_UPDATE_SECONDS = 0.1  # at most ~10 screen updates a second; tokens in between are coalesced
+STATIC = Path(__file__).parent / "static"
 
 
 def build(ctx: AppContext) -> ChatComponents:
     """Lay out the sidebar and chat area (inside the caller's Blocks)."""
     conv_id = gr.State(None)
-    selected = gr.State(None)
-    with gr.Sidebar(open=True):
-        new_btn = gr.Button("➕ New chat", elem_id="new-chat")
+    with gr.Sidebar(open=True, elem_id="chat-sidebar"):
+        new_btn = gr.Button("New chat", variant="primary", elem_id="new-chat")
         search_box = gr.Textbox(label="Search chats", placeholder="words in any message", elem_id="chat-search")
         search_results = gr.Radio(label="Found", choices=[], visible=False, elem_id="search-results", interactive=True)
         chat_list = gr.Radio(label="Chats", choices=[], elem_id="chat-list", interactive=True)
@@ -40,60 +43,96 @@ def build(ctx: AppContext) -> ChatComponents:
         with gr.Row():
             rename_btn = gr.Button("Rename", size="sm", elem_id="rename-chat")
             delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-chat")
-        with gr.Row():
-            export_btn = gr.Button("Export JSON", size="sm", elem_id="export-chat")
-        export_file = gr.File(label="Exported chat", visible=False, elem_id="export-file", interactive=False)
-        import_file = gr.File(label="Import chat (ours or Oobabooga JSON)", file_types=[".json"], type="binary",
-                              elem_id="import-chat")
-        backup_area = backup.build()
-    model_info = gr.Markdown(elem_id="model-info")
-    with gr.Row():
+        with gr.Accordion("Import / export", open=False, elem_id="import-export"):
+            export_btn = gr.Button("Export this chat (JSON)", size="sm", elem_id="export-chat")
+            export_file = gr.File(label="Exported chat", visible=False, elem_id="export-file", interactive=False)
+            import_file = gr.File(label="Import a chat (ours or Oobabooga JSON)", file_types=[".json"],
+                                  type="binary", elem_id="import-chat", height=120)
+            backup_area = backup.build()
+    with gr.Row(elem_id="chat-header", equal_height=True):
+        with gr.Column(scale=1, min_width=0):
+            model_info = gr.Markdown(elem_id="model-info")
+        with gr.Column(scale=0, min_width=80):
+                tools = gr.HTML("", html_template=TOOLS_TEMPLATE, js_on_load=page_script(), elem_id="chat-tools",
+                            apply_default_css=False, container=False)
+    with gr.Accordion("Chat settings", open=True, elem_id="chat-settings-box"), gr.Row(elem_id="chat-settings"):
         character = gr.Dropdown(choices=ctx.characters.names(), value="Assistant", label="Character",
-                                elem_id="chat-character", scale=2)
+                                elem_id="chat-character", scale=2, min_width=160)
         persona = gr.Dropdown(choices=view.persona_choices(ctx, None), value=view.NO_PERSONA, label="Persona",
-                              elem_id="chat-persona", scale=2)
-        mode = gr.Radio(choices=list(MODES), value="chat", label="Mode", elem_id="chat-mode", scale=3)
+                              elem_id="chat-persona", scale=2, min_width=160)
+        mode = gr.Dropdown(choices=list(MODES), value="chat", label="Mode", elem_id="chat-mode", scale=2, min_width=160)
         template = gr.Dropdown(choices=view.template_choices(ctx), value="", label="Instruction template",
-                               elem_id="chat-template", scale=2)
+                               elem_id="chat-template", scale=2, min_width=160)
         greeting = gr.Dropdown(choices=view.greeting_choices(ctx, "Assistant"), value=0, label="Greeting",
-                               elem_id="chat-greeting", scale=2)
-    creator_notes = gr.Markdown(elem_id="creator-notes")
-    notice = gr.Markdown(elem_id="chat-notice")
-    chatbot = gr.Chatbot(elem_id="chatbot", height="60vh", show_label=False, buttons=["copy"], sanitize_html=True)
-    live = gr.HTML(LIVE_HTML, elem_id="live-reply-host", js_on_load=None)
-    live_token = gr.Textbox("", visible="hidden", elem_id="live-token")
-    with gr.Row():
+                               elem_id="chat-greeting", scale=2, min_width=160)
+    with gr.Column(elem_classes="tight"):
+        creator_notes = gr.Markdown(elem_id="creator-notes")
+        notice = gr.Markdown(elem_id="chat-notice")
+    # copy and edit on every message and retry (Regenerate) on the last reply are Gradio's own; the
+    # page script adds < n/m >, Continue, Branch and Delete (webui/ui/chat_messages.py)
+    chatbot = gr.Chatbot(elem_id="chatbot", height="max(320px, calc(100vh - 420px))", show_label=False,
+                         buttons=["copy"], sanitize_html=True, editable="all", feedback_options=None,
+                         group_consecutive_messages=False)
+    with gr.Column(elem_classes="tight"):
+        live = gr.HTML(LIVE_HTML, elem_id="live-reply-host", js_on_load=None)
+        live_token = gr.Textbox("", visible="hidden", elem_id="live-token")
+        stats = gr.Markdown(elem_id="reply-stats")
+    with gr.Row(elem_id="chat-input-row", equal_height=True):
         textbox = gr.Textbox(
-            placeholder="Send a message (Enter to send, Shift+Enter for a new line)",
-            show_label=False, scale=8, lines=1, max_lines=8, elem_id="chat-input", autofocus=True,
+            placeholder="Send a message (Enter to send, Shift+Enter for a new line, ? for shortcuts)",
+            show_label=False, scale=8, lines=1, max_lines=8, elem_id="chat-input", autofocus=True, min_width=120,
         )
-        send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-        stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
-    with gr.Row():
-        regenerate_btn = gr.Button("🔄 Regenerate", size="sm", elem_id="regenerate")
-        continue_btn = gr.Button("➡️ Continue", size="sm", elem_id="continue")
-        impersonate_btn = gr.Button("👤 Impersonate", size="sm", elem_id="impersonate")
-        start_with = gr.Textbox(placeholder="Start reply with…", show_label=False, scale=3, elem_id="start-with")
-    with gr.Accordion("Message (click a message in the chat to select it)", open=True):
-        message_info = gr.Markdown(elem_id="message-info")
-        with gr.Row():
-            prev_btn = gr.Button("<", size="sm", elem_id="prev-version", scale=0, min_width=50)
-            next_btn = gr.Button(">", size="sm", elem_id="next-version", scale=0, min_width=50)
-            save_edit_btn = gr.Button("Save edit", size="sm", elem_id="save-edit")
-            delete_msg_btn = gr.Button("Delete message", size="sm", variant="stop", elem_id="delete-message")
-            branch_btn = gr.Button("Branch from here", size="sm", elem_id="branch")
-        edit_box = gr.Textbox(label="Text of the selected message", lines=3, elem_id="edit-box")
+        send_btn = gr.Button("Send", variant="primary", scale=0, min_width=64, elem_id="send")
+        stop_btn = gr.Button("Stop", variant="stop", scale=0, min_width=64, elem_id="stop")
+    with gr.Row(elem_id="chat-under-input"):
+        impersonate_btn = gr.Button("Impersonate", size="sm", scale=0, min_width=120, elem_id="impersonate")
+        start_with = gr.Textbox(placeholder="Start reply with…", show_label=False, scale=3, min_width=120,
+                                elem_id="start-with")
+        token_count = gr.Markdown(elem_id="token-count")
+    regenerate_btn = gr.Button("Regenerate", visible="hidden", elem_id="regenerate")
+    continue_btn = gr.Button("Continue", visible="hidden", elem_id="continue")
     with gr.Accordion("Prompt", open=False):
         show_prompt_btn = gr.Button("Show prompt", size="sm", elem_id="show-prompt")
         prompt_view = gr.Textbox(label="The exact text the model sees", lines=12, max_lines=40, interactive=False,
                                  elem_id="prompt-view")
     return ChatComponents(
-        conv_id, selected, chat_list, new_btn, rename_box, rename_btn, delete_btn, search_box,
-        search_results, export_btn, export_file, import_file, model_info, character, persona, mode, template,
-        greeting, creator_notes, notice, chatbot, live, live_token, textbox, send_btn, stop_btn, regenerate_btn,
-        continue_btn, impersonate_btn, start_with, message_info, prev_btn, next_btn, edit_box, save_edit_btn,
-        delete_msg_btn, branch_btn, show_prompt_btn, prompt_view, backup=backup_area,
+        conv_id, chat_list, new_btn, rename_box, rename_btn, delete_btn, search_box, search_results, export_btn,
+        export_file, import_file, model_info, character, persona, mode, template, greeting, creator_notes, notice,
+        chatbot, tools, live, live_token, stats, token_count, textbox, send_btn, stop_btn, regenerate_btn,
+        continue_btn, impersonate_btn, start_with, show_prompt_btn, prompt_view, backup=backup_area,
     )
+
+
+# The tools component: the help and dark-mode buttons, the shortcut help, and (its value) each
+# message's versions for the page script. A Gradio HTML template: no backticks, no "${" but value's.
+TOOLS_TEMPLATE = (
+    '<div class="tool-row" data-versions="${value}">'
+    f'<button type="button" class="tool-btn help-toggle" title="Keyboard shortcuts (?)" '
+    f'aria-label="Keyboard shortcuts">{icons.svg("keyboard")}</button>'
+    f'<button type="button" class="tool-btn theme-toggle" title="Dark or light" aria-label="Dark or light">'
+    f'<span class="icon-moon">{icons.svg("moon")}</span><span class="icon-sun">{icons.svg("sun")}</span></button>'
+    '</div>'
+    '<div class="shortcut-help" role="dialog" aria-label="Keyboard shortcuts" hidden>'
+    f'<h3>Keyboard shortcuts</h3>{shortcuts.help_html()}'
+    '<button type="button" class="tool-btn help-close" title="Close" aria-label="Close">'
+    f'{icons.svg("plus")}</button></div>'
+)
+
+
+def page_script() -> str:
+    """static/chat.js with the message toolbar's icons filled in."""
+    names = ("left", "right", "continue", "branch", "trash")
+    script = (STATIC / "chat.js").read_text(encoding="utf-8")
+    return script.replace("__ICONS__", json.dumps({n: icons.svg(n) for n in names}))
+
+
+BUTTON_ICONS = {"new-chat": "plus", "send": "send", "stop": "stop", "impersonate": "user",
+                "export-chat": "download", "rename-chat": "edit", "delete-chat": "trash", "show-prompt": "search"}
+
+
+def page_css() -> str:
+    """static/chat.css and the icons of the chat's buttons."""
+    return (STATIC / "chat.css").read_text(encoding="utf-8") + "\n" + icons.button_css(BUTTON_ICONS)
 
 
 
@@ -210,7 +249,7 @@ def begin_continue(ctx: AppContext, replies: LiveReplies, conv_id: int | None, r
 def after_turn(ctx: AppContext, replies: LiveReplies, conv_id: int | None, token: str,
                request: gr.Request | None) -> list[Any]:
     """After a reply ends (finished, stopped or failed): the chat as stored, the notice, the chat
-    list, the message panel and the title; a warning if the turn failed."""
+    list, the speed and context line and the title; a warning if the turn failed."""
     uid = current_user_id(ctx, request)
     outcome = replies.outcome(token) if token else None
     if outcome is not None and outcome.error:
@@ -219,9 +258,32 @@ def after_turn(ctx: AppContext, replies: LiveReplies, conv_id: int | None, token
     title = ctx.repo.get_conversation(conv_id, uid).title if conv_id is not None else gr.skip()
     return [
         view.display(msgs), view.dropped_notice(outcome.dropped_turns) if outcome else gr.skip(),
-        chat_list_update(ctx, uid, conv_id), None, *message_panel(msgs, None),
+        chat_list_update(ctx, uid, conv_id), stats_markdown(ctx, outcome),
         title,  # a new chat is named after its first message
     ]
+
+
+def stats_markdown(ctx: AppContext, outcome: TurnOutcome | None) -> Any:
+    """The speed and context line for a finished turn (unchanged for one that never streamed)."""
+    if outcome is None or outcome.seconds <= 0:
+        return gr.skip()
+    info = ctx.engine.model_info
+    return view.stats_line(outcome.seconds, outcome.first_token, outcome.completion_tokens, outcome.prompt_tokens,
+                           info.context_length if info else None)
+
+
+@lookup
+def count_tokens(ctx: AppContext, conv_id: int | None, text: str, request: gr.Request | None) -> str:
+    """The token counter: the open chat's messages and the typed text, counted by the loaded model's
+    tokenizer off the inference worker (``Engine.count_tokens_now``), so it never waits behind a
+    reply; empty when the model cannot count that way or none is loaded."""
+    try:
+        msgs = ctx.repo.messages(conv_id, current_user_id(ctx, request)) if conv_id is not None else []
+    except Exception:  # a chat deleted meanwhile, a request without a login: no count
+        return ""
+    whole = "\n".join([*(m.content for m in msgs), text or ""])
+    info = ctx.engine.model_info
+    return view.token_count_line(ctx.engine.count_tokens_now(whole), info.context_length if info else None)
 
 
 @action
@@ -252,9 +314,9 @@ def show_prompt(ctx: AppContext, conv_id: int | None, request: gr.Request | None
 
 
 def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamComponents, replies: LiveReplies) -> None:
-    """Connect the chat-area events, the sidebar's and the message panel's. ``replies`` holds the
-    turns the page streams."""
-    c.params = params  # before the sidebar and message panel take open_outputs(c)
+    """Connect the chat-area events, the sidebar's and the buttons on the messages. ``replies``
+    holds the turns the page streams."""
+    c.params = params  # before the sidebar and the message actions take open_outputs(c)
     chat_list.wire(ctx, c, demo)
     chat_messages.wire(ctx, c)
     p_inputs = params.inputs
@@ -263,7 +325,7 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
     for key, comp in (("persona", c.persona), ("mode", c.mode), ("template", c.template), ("greeting", c.greeting)):
         on(comp.input, bind(set_setting, ctx, key), [c.conv_id, comp], c.chatbot)
 
-    after_outputs = [c.chatbot, c.notice, c.chat_list, c.selected, c.message_info, c.edit_box, c.rename_box]
+    after_outputs = [c.chatbot, c.notice, c.chat_list, c.stats, c.rename_box]
 
     def stream_then_show(begun: Any) -> None:
         """Once a turn is registered: the page streams it (JavaScript only), then the stored chat is
@@ -278,11 +340,14 @@ def wire(ctx: AppContext, c: ChatComponents, demo: gr.Blocks, params: ParamCompo
     for trigger in (c.send_btn.click, c.textbox.submit):
         stream_then_show(on(trigger, bind(prepare, ctx, replies), send_inputs,
                             [c.chatbot, c.textbox, c.conv_id, c.live_token], show_progress="hidden"))
-    stream_then_show(on(c.regenerate_btn.click, bind(begin_regenerate, ctx, replies),
-                        [c.conv_id, c.start_with, *p_inputs], [c.chatbot, c.live_token], show_progress="hidden"))
+    for trigger in (c.regenerate_btn.click, c.chatbot.retry):
+        stream_then_show(on(trigger, bind(begin_regenerate, ctx, replies),
+                            [c.conv_id, c.start_with, *p_inputs], [c.chatbot, c.live_token], show_progress="hidden"))
     stream_then_show(on(c.continue_btn.click, bind(begin_continue, ctx, replies), [c.conv_id, *p_inputs],
                         [c.chatbot, c.live_token], show_progress="hidden"))
     on(c.impersonate_btn.click, bind(impersonate, ctx), [c.conv_id, c.textbox, *p_inputs], c.textbox,
        concurrency_limit=None, show_progress="hidden")
     on(c.stop_btn.click, bind(stop, ctx), None, None)
     on(c.show_prompt_btn.click, bind(show_prompt, ctx), [c.conv_id, *p_inputs], c.prompt_view)
+    on(c.tools.input, bind(count_tokens, ctx), [c.conv_id, c.textbox], c.token_count,
+       trigger_mode="always_last", show_progress="hidden")

@@ -36,7 +36,7 @@ def dropped_notice(dropped: int) -> str:
     if not dropped:
         return ""
     plural = dropped != 1
-    return (f"⚠️ {dropped} old message{'s' if plural else ''} did not fit the context window and "
+    return (f"**Note:** {dropped} old message{'s' if plural else ''} did not fit the context window and "
             f"{'were' if plural else 'was'} left out of the prompt.")
 
 
@@ -48,6 +48,35 @@ def display(messages: list[MessageRecord]) -> list[dict[str, Any]]:
         content = safe_markdown(m.content) if m.role != "system" else f"*[system]* {safe_markdown(m.content)}"
         out.append({"role": role, "content": content})
     return out
+
+
+def versions_value(messages: list[MessageRecord]) -> str:
+    """Each message's "active/count/role" (role ``u`` or ``a`` as shown), comma-separated: the value
+    of the page script's component (``ChatComponents.tools``), which draws ``<`` ``n/m`` ``>`` and
+    the last reply's buttons from it."""
+    return ",".join(f"{m.active_version + 1}/{m.version_count}/{'u' if m.role == 'user' else 'a'}" for m in messages)
+
+
+def stats_line(seconds: float, first_token: float | None, completion_tokens: int, prompt_tokens: int,
+               context_length: int | None) -> str:
+    """The quiet line after a reply, as text-generation-webui prints it: time, time to first token,
+    tokens/s, tokens generated and the context used (prompt and reply) against the context size."""
+    parts = [f"Output generated in {seconds:.2f} s"]
+    if first_token is not None:
+        parts.append(f"first token after {first_token:.2f} s")
+    rate = completion_tokens / seconds if seconds > 0 else 0.0
+    parts += [f"{rate:.2f} tokens/s", f"{completion_tokens} tokens"]
+    used = prompt_tokens + completion_tokens
+    if prompt_tokens:
+        parts.append(f"context {used}/{context_length}" if context_length else f"context {used}")
+    return " · ".join(parts)
+
+
+def token_count_line(tokens: int | None, context_length: int | None) -> str:
+    """The counter under the message box: the chat and the typed message against the context size."""
+    if tokens is None:
+        return ""
+    return f"{tokens} / {context_length} tokens" if context_length else f"{tokens} tokens"
 
 
 def history(ctx: AppContext, conv_id: int | None, user_id: int | None) -> list[dict[str, Any]]:

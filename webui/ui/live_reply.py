@@ -63,6 +63,10 @@ class TurnOutcome:
     dropped_turns: int = 0
     error: str | None = None
     finished: float = 0.0  # time.monotonic() when the stream ended
+    seconds: float = 0.0  # from the page connecting (the generation starting) to the end
+    first_token: float | None = None  # seconds until the first text arrived (None: none did)
+    prompt_tokens: int = 0  # from the reply's last progress (0: it did not finish)
+    completion_tokens: int = 0
 
 
 class LiveReplies:
@@ -120,6 +124,7 @@ class LiveReplies:
         the stream is closed, which stops the model."""
         outcome = TurnOutcome()
         notice = shown = ""
+        began = time.monotonic()
         try:
             if turn.initial:
                 yield sse({"html": self.html(turn.initial)})
@@ -129,6 +134,11 @@ class LiveReplies:
                 try:
                     async for progress, html in updates:
                         outcome.dropped_turns = progress.dropped_turns
+                        if outcome.first_token is None and progress.text != turn.initial:
+                            outcome.first_token = time.monotonic() - began
+                        if progress.done:
+                            outcome.prompt_tokens = progress.prompt_tokens
+                            outcome.completion_tokens = progress.completion_tokens
                         new_notice = dropped_notice(progress.dropped_turns)
                         if new_notice != notice:
                             notice = new_notice
@@ -146,6 +156,7 @@ class LiveReplies:
             yield sse({"error": outcome.error})
             yield sse({"done": True})
         finally:
+            outcome.seconds = time.monotonic() - began
             self._finish(token, outcome)
 
     def _rendered(self, stream: ReplyStream) -> Iterator[tuple[Any, str]]:

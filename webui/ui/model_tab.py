@@ -23,6 +23,7 @@ from webui.engine.options import OPTIONS, Option, defaults
 from webui.engine.protocol import ModelSpec
 from webui.engine.registry import default_loader, loader_names
 from webui.errors import UserFacingError
+from webui.ui import icons, lora_panel
 from webui.ui.chat_components import model_markdown
 from webui.ui.events import action, bind, lookup, on
 
@@ -83,32 +84,89 @@ class ModelComponents:
     pattern_box: gr.Textbox
     download_btn: gr.Button
     download_status: gr.Markdown
+    estimate: gr.Markdown | None = None  # the chosen model's weights, before loading
+
+
+# How the options are laid out, as text-generation-webui groups them: values on the left, switches
+# on the right; the ones a first load rarely needs folded under "Advanced".
+ADVANCED = frozenset({"n_batch", "threads", "tensor_split", "use_mmap", "use_mlock", "attn_implementation",
+                      "compile", "max_memory_gpu", "max_memory_cpu", "fp32_cpu_offload", "compute_dtype", "timeout"})
+BUTTON_ICONS = {"model-refresh": "refresh", "model-load": "load", "model-unload": "eject",
+                "download-button": "download"}
+
+
+def page_css() -> str:
+    """The Model tab's button icons (webui.ui.icons)."""
+    return "\n" + icons.button_css(BUTTON_ICONS)
+
+
+def _option_columns(options: list[Option], loader: str, quant: str) -> dict[str, gr.components.Component]:
+    """Two columns (values | switches) of ``options``' controls, by name."""
+    made: dict[str, gr.components.Component] = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=260):
+            for o in options:
+                if o.kind != "bool":
+                    made[o.name] = _component(o, o.applies(loader, quant))
+        with gr.Column(min_width=260):
+            for o in options:
+                if o.kind == "bool":
+                    made[o.name] = _component(o, o.applies(loader, quant))
+    return made
+
+
+def weights_estimate(path: str | None) -> str:
+    """Before loading: about how much memory the weights take (their size on disk); "" when unknown."""
+    if not path:
+        return ""
+    p = Path(path)
+    try:
+        if p.is_file():
+            size = p.stat().st_size
+        elif p.is_dir():
+            size = sum(f.stat().st_size for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".gguf"))
+        else:
+            return ""
+    except OSError:
+        return ""
+    return f"Weights: about {human(size)} on disk (plus the context's cache once loaded)." if size else ""
+
+
+@lookup
+def show_estimate(path: str | None) -> str:
+    return weights_estimate(path)
 
 
 def build(ctx: AppContext) -> ModelComponents:
-    """Lay out the Model tab (inside the caller's ``gr.Tab``)."""
+    """Lay out the Model tab (inside the caller's ``gr.Tab``): the model, Load/Unload and what it
+    holds at the top; the loader's options in two columns below, the advanced ones folded."""
     initial = ctx.engine.spec
     initial_loader = ctx.engine.load_info.loader if ctx.engine.load_info else "llama.cpp"
-    with gr.Row():
+    with gr.Row(equal_height=False, elem_id="model-top"):
         model_dd = gr.Dropdown(
             label="Model", choices=[], value=None, allow_custom_value=True, scale=6, elem_id="model-select",
             info=f"From {ctx.settings.models_path}, the Hugging Face cache, or the embedded default; or type a path.",
         )
-        refresh_btn = gr.Button("🔄 Refresh", scale=1, elem_id="model-refresh")
-    loader_radio = gr.Radio(list(loader_names()), value=initial_loader, label="Loader", elem_id="model-loader")
-    url_box = gr.Textbox(
-        label="Server URL", placeholder="http://127.0.0.1:8000/v1", visible=initial_loader == "remote",
-        info="An OpenAI-compatible server: vLLM, TGI, llama.cpp server, Ollama (http://host:11434/v1)...",
-        elem_id="remote-url",
-    )
+        refresh_btn = gr.Button("Refresh", scale=0, min_width=100, elem_id="model-refresh")
+        load_btn = gr.Button("Load", variant="primary", scale=0, min_width=100, elem_id="model-load")
+        unload_btn = gr.Button("Unload", scale=0, min_width=100, elem_id="model-unload")
+    with gr.Column(elem_classes="tight"):
+        status = gr.Markdown(status_markdown(ctx), elem_id="model-status")
+        estimate = gr.Markdown(elem_id="model-estimate")
+    with gr.Row():
+        loader_radio = gr.Radio(list(loader_names()), value=initial_loader, label="Loader", elem_id="model-loader",
+                                scale=1)
+        url_box = gr.Textbox(
+            label="Server URL", placeholder="http://127.0.0.1:8000/v1", visible=initial_loader == "remote",
+            info="An OpenAI-compatible server: vLLM, TGI, llama.cpp server, Ollama (http://host:11434/v1)...",
+            elem_id="remote-url", scale=2,
+        )
     init_options = dict(initial.options) if initial else {}
     quant0 = str(init_options.get("quantization") or "none")
-    with gr.Group():
-        components = [_component(o, o.applies(initial_loader, quant0)) for o in OPTIONS]
-    with gr.Row():
-        load_btn = gr.Button("Load", variant="primary", elem_id="model-load")
-        unload_btn = gr.Button("Unload", elem_id="model-unload")
-    status = gr.Markdown(status_markdown(ctx), elem_id="model-status")
+    made = _option_columns([o for o in OPTIONS if o.name not in ADVANCED], initial_loader, quant0)
+    with gr.Accordion("Advanced options", open=False, elem_id="model-advanced"):
+        made.update(_option_columns([o for o in OPTIONS if o.name in ADVANCED], initial_loader, quant0))
+    components = [made[o.name] for o in OPTIONS]
     with gr.Accordion("Download from the Hugging Face Hub", open=False, elem_id="download-box"):
         repo_box = gr.Textbox(label="Model id", placeholder="org/name", elem_id="download-repo")
         with gr.Row():
@@ -120,7 +178,7 @@ def build(ctx: AppContext) -> ModelComponents:
         download_btn = gr.Button("Download", elem_id="download-button")
         download_status = gr.Markdown(elem_id="download-status")
     return ModelComponents(model_dd, refresh_btn, loader_radio, url_box, components, load_btn, unload_btn, status,
-                           repo_box, revision_box, pattern_box, download_btn, download_status)
+                           repo_box, revision_box, pattern_box, download_btn, download_status, estimate)
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -220,6 +278,8 @@ def wire(ctx: AppContext, c: ModelComponents, demo: gr.Blocks, model_info: gr.Ma
     on(demo.load, bind(on_page_load, ctx), None, [c.model_dd, c.status])
     on(c.refresh_btn.click, bind(refresh, ctx), c.model_dd, c.model_dd)
     on(c.model_dd.input, bind(on_select, ctx, store), c.model_dd, [c.loader_radio, c.url_box, *c.options])
+    if c.estimate is not None:
+        on(c.model_dd.input, show_estimate, c.model_dd, c.estimate)
     for trigger in (c.loader_radio.input, quant.input):
         on(trigger, on_loader, [c.loader_radio, quant], [c.url_box, *c.options])
     on(c.load_btn.click, bind(load_model, ctx, store, model_info is not None),
@@ -227,6 +287,7 @@ def wire(ctx: AppContext, c: ModelComponents, demo: gr.Blocks, model_info: gr.Ma
     on(c.unload_btn.click, bind(unload_model, ctx, model_info is not None), None, after_load, **one_load)
     on(c.download_btn.click, bind(download_model, ctx), [c.repo_box, c.revision_box, c.pattern_box],
        [c.download_status, c.model_dd], concurrency_limit=1, concurrency_id="model-download", show_progress="full")
+    lora_panel.place(ctx, demo, c.status)  # Adapters (LoRA): apply, remove, merge, export (webui/ui/lora_panel.py)
 
 
 @action

@@ -32,7 +32,7 @@ class ProblemsComponents:
 
 def notice(count: int) -> str:
     """The accordion's title: the notice line."""
-    return f"⚠️ {count} file{'s' if count != 1 else ''} could not be loaded — see Problems"
+    return f"{count} file{'s' if count != 1 else ''} could not be loaded — see Problems"
 
 
 def table_html(problems: list[Problem]) -> str:
