@@ -21,7 +21,7 @@ def test_the_problems_notice_lists_the_bad_files_and_follows_a_refresh(tmp_path:
     script = data / "extensions" / "boom" / "script.py"
     script.parent.mkdir(parents=True)
     script.write_text("raise RuntimeError('boom at import')\n", encoding="utf-8")
-    app = start_app(data)
+    app = start_app(data, "--extensions", "boom")  # only an enabled extension is imported (and can fail so)
     try:
         page = open_app_page(browser, app.url)
         notice = page.locator("#problems")

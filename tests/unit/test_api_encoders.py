@@ -13,6 +13,7 @@ from webui.chat.service import ReplyProgress
 
 META = ReplyMeta("chatcmpl-1", 1700000000, "tiny")
 DONE = ReplyProgress("Hello there", done=True, finish_reason="length", prompt_tokens=7, completion_tokens=3)
+USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10, "prompt_tokens_details": {"cached_tokens": 0}}
 
 
 async def scripted(items: Iterable[ReplyProgress | Exception]) -> AsyncIterator[ReplyProgress]:
@@ -48,7 +49,7 @@ def test_chat_stream_sends_role_deltas_finish_usage_and_done() -> None:
     assert deltas == [{"role": "assistant", "content": ""}, *({"content": t} for t in ("Hel", "lo", " there")), {}]
     assert all({k: e[k] for k in head} == head and e["usage"] is None for e in out[:-2])  # type: ignore[index]
     assert [e["choices"][0]["finish_reason"] for e in out[:-2]] == [None, None, None, None, "length"]  # type: ignore[index]
-    assert out[-2] == {**head, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}
+    assert out[-2] == {**head, "choices": [], "usage": USAGE}
     assert out[-1] == "[DONE]"
 
 
@@ -72,7 +73,7 @@ def test_chat_completion_body() -> None:
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "tiny",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "logprobs": None,
                      "finish_reason": "length"}],
-        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+        "usage": USAGE,
         "conversation_id": 12,
     }
     assert "conversation_id" not in encoders.chat_completion_body(META, DONE)
@@ -87,7 +88,14 @@ def test_text_completion_stream_echoes_the_prompt_then_deltas() -> None:
     assert out[-2]["choices"] == [] and out[-2]["usage"]["total_tokens"] == 10  # type: ignore[index]
     body = encoders.completion_body(meta, DONE, prefix="Say: ")
     assert body["choices"] == [{"text": "Say: Hello there", "index": 0, "logprobs": None, "finish_reason": "length"}]
-    assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10,
+                             "prompt_tokens_details": {"cached_tokens": 0}}
+
+
+def test_usage_says_how_many_prompt_tokens_came_from_the_cache() -> None:
+    done = ReplyProgress("Hi", done=True, finish_reason="stop", prompt_tokens=50, completion_tokens=2, cached_tokens=42)
+    body = encoders.completion_body(ReplyMeta("cmpl-2", 1, "tiny"), done)
+    assert body["usage"]["prompt_tokens_details"] == {"cached_tokens": 42}
 
 
 def test_ollama_lines_are_ndjson_with_a_final_summary() -> None:

@@ -93,7 +93,8 @@ def test_text_completions_go_through_the_chat_service(served: tuple[AppContext, 
     assert r.status_code == 200, r.text
     choice = r.json()["choices"][0]
     assert choice["text"] == "Say:Hello there" and choice["finish_reason"] == "length"
-    assert r.json()["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    assert r.json()["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3,
+                                 "prompt_tokens_details": {"cached_tokens": 0}}
     error(client.post("/v1/completions", json={"prompt": "x", "suffix": "y"}), 400, "unsupported_parameter")
 
 

@@ -189,11 +189,13 @@ def test_actions_on_a_message(ui_ctx: AppContext, capsys: pytest.CaptureFixture[
                                                                                         "index": 1}), None)
     new_id = branched[0]["value"]
     assert new_id != conv_id and [m.content for m in ui_ctx.repo.messages(new_id)][1:] == ["hello <b>"]
-    assert len(branched) == 1 + N_OPEN and branched[1] == new_id
+    assert len(branched) == 1 + N_OPEN + 1 and branched[1] == new_id
+    assert branched[-1] == chat_view_versions(ui_ctx, new_id) == "1/1/a,1/1/u"  # the tools follow the new chat
 
     deleted = chat_messages.message_action(ui_ctx, None, conv_id, gr.EventData(None, {"action": "delete",
                                                                                        "index": 2}), None)
-    assert len(deleted) == 1 + N_OPEN and len(deleted[2]) == 2 and deleted[1] == gr.skip()
+    assert len(deleted) == 1 + N_OPEN + 1 and len(deleted[2]) == 2 and deleted[1] == gr.skip()
+    assert deleted[-1] == chat_view_versions(ui_ctx, conv_id) == "1/1/a,1/1/u"
     with pytest.raises(gr.Error, match="Unknown message action"):
         chat_messages.message_action(ui_ctx, None, conv_id, gr.EventData(None, {"action": "rm -rf"}), None)
 

@@ -51,7 +51,7 @@ def ndjson(obj: dict[str, Any]) -> str:
 
 
 def _usage(p: ReplyProgress) -> dict[str, int]:
-    return Usage.of(p.prompt_tokens, p.completion_tokens).model_dump()
+    return Usage.of(p.prompt_tokens, p.completion_tokens, p.cached_tokens).model_dump()
 
 
 def _failure(exc: Exception) -> dict[str, Any]:

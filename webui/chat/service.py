@@ -60,6 +60,7 @@ class ReplyProgress:
     dropped_turns: int = 0
     prompt_tokens: int = 0  # set on the last progress
     completion_tokens: int = 0  # set on the last progress
+    cached_tokens: int = 0  # prompt tokens whose KV cache was reused (set on the last progress)
     # the generation's token log-probabilities so far (the handle's growing list; empty unless asked for)
     logprobs: list[Any] = field(default_factory=list)
 
@@ -433,7 +434,8 @@ class ChatService:
             self._untrack(session_key, handle)
         stats = handle.stats
         yield ReplyProgress(text, done=True, finish_reason=stats.finish_reason, prompt_tokens=stats.prompt_tokens,
-                            completion_tokens=stats.completion_tokens, logprobs=handle.logprobs)
+                            completion_tokens=stats.completion_tokens, cached_tokens=stats.cached_tokens,
+                            logprobs=handle.logprobs)
 
     def has_conversation(self, conv_id: int, user_id: int | None = None) -> bool:
         try:
@@ -537,6 +539,7 @@ class ChatService:
             dropped_turns=dropped,
             prompt_tokens=stats.prompt_tokens,
             completion_tokens=stats.completion_tokens,
+            cached_tokens=stats.cached_tokens,
             logprobs=handle.logprobs,
         )
 

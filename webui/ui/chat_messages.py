@@ -105,19 +105,22 @@ def branch(ctx: AppContext, params: ParamComponents | None, conv_id: int | None,
 def message_action(ctx: AppContext, params: ParamComponents | None, conv_id: int | None, evt: gr.EventData,
                    request: gr.Request | None) -> list[Any]:
     """A button on a message (or a shortcut) was used: ``evt`` says which and on which message.
-    Returns [chat list, *open_outputs]: a branch opens the new chat, the others change the chat."""
+    Returns [chat list, *open_outputs, tools]: a branch opens the new chat, the others change the
+    chat. The tools' versions are returned here too rather than left to ``chatbot.change`` alone:
+    right after a reply's follow-up events that change could read the chat it came from."""
     data = evt._data if isinstance(evt._data, dict) else {}
     name, index = data.get("action"), data.get("index")
     if name not in ACTIONS or not isinstance(index, int):
         raise UserFacingError("Unknown message action.")
     if name == "branch":
-        return branch(ctx, params, conv_id, index, request)
+        opened = branch(ctx, params, conv_id, index, request)
+        return [*opened, versions(ctx, opened[1], request)]
     if name == "delete":
         value = delete_message(ctx, conv_id, index, request)
     else:
         value = switch(ctx, -1 if name == "prev" else +1, conv_id, index, request)
     n_open = len(open_values(ctx, params, None, None))
-    return [gr.skip(), gr.skip(), value, *[gr.skip()] * (n_open - 2)]
+    return [gr.skip(), gr.skip(), value, *[gr.skip()] * (n_open - 2), versions(ctx, conv_id, request)]
 
 
 @lookup
@@ -133,5 +136,5 @@ def versions(ctx: AppContext, conv_id: int | None, request: gr.Request | None) -
 
 def wire(ctx: AppContext, c: ChatComponents) -> None:
     on(c.chatbot.edit, bind(edited, ctx), c.conv_id, c.chatbot)
-    on(c.tools.click, bind(message_action, ctx, c.params), c.conv_id, [c.chat_list, *open_outputs(c)])
+    on(c.tools.click, bind(message_action, ctx, c.params), c.conv_id, [c.chat_list, *open_outputs(c), c.tools])
     on(c.chatbot.change, bind(versions, ctx), c.conv_id, c.tools)
