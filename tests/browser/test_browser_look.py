@@ -118,3 +118,22 @@ def test_no_button_label_is_an_emoji(app, browser) -> None:  # type: ignore[no-u
         assert page.evaluate(f"() => {EMOJI_JS}.test('\\u2795 New chat')")  # the check finds one
     finally:
         page.close()
+
+
+def test_the_chat_list_takes_no_room_on_the_other_tabs(app, browser) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(app.url)
+        page.wait_for_selector("#chat-input textarea")
+        room = lambda: page.evaluate(  # noqa: E731
+            "() => parseFloat(getComputedStyle(document.querySelector('.sidebar-parent')).paddingLeft)")
+        assert page.locator("#chat-sidebar").is_visible() and room() > 100
+        page.get_by_role("tab", name="Model").click()
+        wait_for(lambda: page.locator("#model-status, #model-info").count() > 0 and room() == 0, timeout=10,
+                 what="the sidebar's room gone on the Model tab")
+        page.get_by_role("tab", name="Chat").click()
+        wait_for(lambda: page.locator("#chat-sidebar").is_visible() and room() > 100, timeout=10,
+                 what="the chat list back on the Chat tab")
+    finally:
+        context.close()
