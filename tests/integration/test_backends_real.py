@@ -44,6 +44,12 @@ def test_gguf_chat_template_comes_from_metadata(llama_engine: Engine) -> None:
     assert llama_engine.model_info.has_own_template
 
 
+def test_gguf_declares_its_special_token_ids(llama_engine: Engine) -> None:
+    info = llama_engine.model_info
+    assert info.eos_token_id == int(llama_engine.model._llm.token_eos()) >= 0
+    assert llama_engine.tokenize("<|im_end|>") == [info.eos_token_id]  # SmolLM2's end of turn is its EOS
+
+
 def test_gguf_answers_and_streams(llama_engine: Engine) -> None:
     handle = reply(llama_engine, MESSAGES, GenerationParams(temperature=0, max_new_tokens=24))
     deltas = list(handle)

@@ -79,8 +79,10 @@ def test_shared_tokenizer_is_the_loaded_models(tmp_path: Path, tiny_llama_dir: P
         text, _, note = reply.rpartition(" <")
         own = AutoTokenizer.from_pretrained(tiny_llama_dir)
         assert note.startswith(f"{len(own.encode(text, add_special_tokens=False))} tokens")
-        assert note.endswith("tiny>")
+        assert note.endswith(f"eos {own.eos_token_id}, tiny>")  # the extension read shared.tokenizer.eos_token_id
         import modules.shared as shared
+
+        assert (shared.tokenizer.eos_token_id, shared.tokenizer.bos_token_id) == (own.eos_token_id, own.bos_token_id)
 
         ids = shared.tokenizer.encode("The lighthouse keeper")
         assert ids == own.encode("The lighthouse keeper", add_special_tokens=False)

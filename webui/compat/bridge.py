@@ -84,11 +84,12 @@ class CompatBridge:
         return self.require_engine().count_tokens(text)
 
     def special_token_id(self, kind: str) -> int | None:
-        """The loaded model's ``eos``/``bos`` token id where its LoadedModel declares one
-        (``eos_token_id`` / ``bos_token_id``); None otherwise."""
-        engine = self.require_engine()
-        value = getattr(engine.model, f"{kind}_token_id", None)
-        return int(value) if isinstance(value, int) else None
+        """The loaded model's ``eos``/``bos`` token id, as its ModelInfo declares it (None: it has
+        none, or no model is loaded)."""
+        info = self.require_engine().model_info
+        if info is None:
+            return None
+        return info.eos_token_id if kind == "eos" else info.bos_token_id if kind == "bos" else None
 
     # ------------------------------------------------------------------ prompt rendering
 

@@ -24,6 +24,7 @@ from webui.engine.protocol import (
     ModelSpec,
     TokenProb,
     is_url,
+    special_token_id,
 )
 from webui.errors import ModelLoadError, UserFacingError
 from webui.generation.decode import DecodeHooks, llama_cpp_logits_processor
@@ -173,6 +174,8 @@ class LlamaCppModel(LoadedModel):
             footprint_bytes=gguf_weights_bytes(llm, path) + kv_cache_bytes(llm.metadata, n_ctx, cache_type),
             rss_delta_bytes=rss_delta_bytes,
             vocab_size=int(llm.n_vocab()),  # logit_bias token ids are checked against it
+            eos_token_id=special_token_id(int(llm.token_eos())),
+            bos_token_id=special_token_id(int(llm.token_bos())),
             has_own_template=bool(template),
         )
         if not template:

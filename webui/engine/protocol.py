@@ -95,6 +95,13 @@ class ModelInfo:
     rss_delta_bytes: int = 0  # how much this process's resident memory grew while it loaded
     vocab_size: int | None = None  # None: token ids cannot be checked, so logit_bias is refused
     has_own_template: bool = False  # ships a chat template (otherwise the ChatML fallback renders chats)
+    eos_token_id: int | None = None  # the tokenizer's end-of-sequence id (None: it has none)
+    bos_token_id: int | None = None  # the tokenizer's beginning-of-sequence id (None: it has none)
+
+
+def special_token_id(value: Any) -> int | None:
+    """A special token's id as ModelInfo declares it (None when the tokenizer has none: None or -1)."""
+    return int(value) if isinstance(value, int) and value >= 0 else None
 
 
 class LoadedModel(ABC):

@@ -22,6 +22,7 @@ from webui.engine.protocol import (
     TokenLogprob,
     TokenProb,
     is_url,
+    special_token_id,
 )
 from webui.engine.quantization import (
     build_quantization_config,
@@ -137,6 +138,8 @@ class TransformersModel(LoadedModel):
             rss_delta_bytes=rss_delta_bytes,
             vocab_size=int(getattr(cfg, "vocab_size", 0) or len(tokenizer)),  # logit_bias ids are checked against it
             has_own_template=bool(getattr(tokenizer, "chat_template", None)),
+            eos_token_id=special_token_id(tokenizer.eos_token_id),
+            bos_token_id=special_token_id(tokenizer.bos_token_id),
         )
         self._adapters = PeftAdapters()  # LoRA adapters peft injects into self._model in place
 
