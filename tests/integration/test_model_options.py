@@ -30,7 +30,7 @@ def test_each_loader_sees_only_its_options() -> None:
     lcpp = {o.name for o in opts.options_for("llama.cpp")}
     assert lcpp == {
         "n_ctx", "n_gpu_layers", "threads", "n_batch", "flash_attn", "cache_type", "use_mmap", "use_mlock",
-        "tensor_split",
+        "tensor_split", "prompt_cache_mb", "context_shift",
     }
     assert {o.name for o in opts.options_for("remote")} == {
         "remote_api_key", "remote_model", "context_length", "timeout"
