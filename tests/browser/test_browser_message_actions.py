@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from tests.support.browser_utils import new_chat, open_app_page, wait_for
+from tests.support.browser_utils import new_chat, open_app_page, wait_for, wait_until_stable
 from tests.support.chat_ui import (
     T,
     edit_in_place,
@@ -115,8 +115,8 @@ def test_token_counter_follows_the_typing(app, page) -> None:  # type: ignore[no
     box = page.locator("#chat-input textarea")
     box.press_sequentially("Hello", delay=30)
     wait_for(lambda: count(page) is not None, timeout=T, what="a count")
-    first = count(page)
-    assert first is not None
+    # the count for "Hello" in this new chat (not one left from the chat the page opened on)
+    first = int(wait_until_stable(lambda: str(count(page)), quiet=2.0, timeout=T))
     box.press_sequentially(" there, how many tokens is this sentence now?", delay=20)
     wait_for(lambda: (count(page) or 0) > first + 5, timeout=T, what="a larger count")
     box.fill("")
