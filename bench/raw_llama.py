@@ -29,7 +29,7 @@ def main() -> None:
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         req = json.loads(line)
-        llm.reset()  # each request reads its prompt, as the app's first turn of a chat does
+        # no reset: llama-cpp-python keeps the prompt prefix it shares with the last request, as the app does
         start = time.perf_counter()
         stamps: list[float] = []
         parts: list[str] = []
