@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,26 +26,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.server_utils import free_port  # noqa: E402
+from tests.support.server_utils import RunningApp, start_app  # noqa: E402
 
 VARIANTS = {"app": [], "no reuse": ["--no-context-shift", "--prompt-cache-mb", "0"]}
 SYSTEM = "You are Captain Mira, a lighthouse keeper who answers in two short sentences."
 
 
-def start(args: list[str], data_dir: Path, n_ctx: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "app.py", "--port", str(port), "--data-dir", str(data_dir), "--n-ctx", str(n_ctx), *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"the app ({' '.join(args) or 'defaults'}) did not start")
+def start(args: list[str], data_dir: Path, n_ctx: int) -> RunningApp:
+    return start_app(data_dir, "--n-ctx", str(n_ctx), *args, timeout=180)
 
 
 def ask(url: str, messages: list[dict[str, str]], max_tokens: int = 16) -> tuple[float, str]:
@@ -90,9 +77,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for name, flags in VARIANTS.items():
-                proc, url = start(flags, Path(tmp) / name.replace(" ", "-"), args.n_ctx)
-                procs.append(proc)
-                apps[name] = url
+                app = start(flags, Path(tmp) / name.replace(" ", "-"), args.n_ctx)
+                procs.append(app)
+                apps[name] = app.url
             short: dict[str, list[float]] = {n: [] for n in apps}
             limit: dict[str, list[float]] = {n: [] for n in apps}
             alternating: dict[str, list[float]] = {n: [] for n in apps}
@@ -131,9 +118,8 @@ def main() -> None:
                     chat.append({"role": "assistant", "content": replies["app"]})
                     del chat[1:3]  # keep it at ~2,000 tokens: the oldest turn goes
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=30)
+            for app in procs:
+                app.stop()
     print(f"n_ctx {args.n_ctx}; seconds to the first token (TTFT)\n")
     print(f"{'variant':>10}  {'short chat median':>17}  {'at limit mean':>13}  {'at limit max':>12}  "
           f"{'mean/short':>10}  {'alternating median':>18}")
