@@ -98,9 +98,16 @@ def loss_vertices(page) -> int:  # type: ignore[no-untyped-def]
 
 
 def fill_number(page, elem_id: str, value: object) -> None:  # type: ignore[no-untyped-def]
+    """Type a number and check it stayed: a box in an accordion that has just opened can be mounted
+    again a moment later with its old value, which would silently drop what was typed."""
     box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
+    for _ in range(10):
+        box.fill(str(value))
+        box.press("Enter")
+        time.sleep(0.3)
+        if box.input_value() == str(value):
+            return
+    raise AssertionError(f"#{elem_id} would not keep {value}; it shows {box.input_value()}")
 
 
 def test_chats_and_preferences_from_the_history(page) -> None:  # type: ignore[no-untyped-def]
@@ -169,18 +176,19 @@ def test_train_from_the_tab_then_chat_with_the_adapter(app: RunningApp, page, tm
     # The preview read the model's size: the learning rate's label now names its default (small model: 3e-4).
     assert "default 0.0003" in page.inner_text("#train-lr"), page.inner_text("#train-lr")
 
-    # A short run: the progress bar advances and the loss chart gets points as it goes.
+    # A run long enough to span several of the page's status reads (one each POLL_SECONDS; eight steps
+    # of the tiny model can finish within one): the progress bar advances and the loss chart gains points.
     page.fill("#train-name textarea, #train-name input", "zorblax")
-    fill_number(page, "train-max-steps", 8)
+    fill_number(page, "train-max-steps", 40)
     fill_number(page, "train-batch", 2)
     fill_number(page, "train-lr", 0.003)
     fill_number(page, "train-max-length", 128)
     page.click("#train-advanced button, #train-advanced .label-wrap")
-    fill_number(page, "train-eval-steps", 2)
+    fill_number(page, "train-eval-steps", 10)
     page.click("#train-start")
     steps: set[int] = set()
     points: set[int] = set()
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         state = progress(page)
         steps.add(int(state.get("step") or 0))
@@ -195,8 +203,8 @@ def test_train_from_the_tab_then_chat_with_the_adapter(app: RunningApp, page, tm
     assert "Validation perplexity" in results and "→" in results, results
     assert (data / "loras" / "zorblax").is_dir()
     assert "zorblax" in page.inner_text("#train-runs") and "done" in page.inner_text("#train-runs")
-    # the finished run's whole curves: training at steps 1-8, validation at steps 0, 2, 4, 6, 8
-    whole = {SERIES_COLORS["train"]: 8, SERIES_COLORS["validation"]: 5}
+    # the finished run's whole curves: training at steps 1-40, validation at steps 0, 10, 20, 30, 40
+    whole = {SERIES_COLORS["train"]: 40, SERIES_COLORS["validation"]: 5}
     wait_for(lambda: loss_lines(page) == whole, timeout=T, what=f"the whole loss curves {whole}")
     if os.environ.get("WEBUI_DOCS_IMAGES"):
         page.evaluate("document.querySelector('#train-start').scrollIntoView({block: 'start'})")
