@@ -14,28 +14,16 @@ from webui.generation.presets import params_from_values
 from webui.generation.support import unsupported
 from webui.ui.events import action, bind, lookup, on
 from webui.ui.extension_params import sampler_components, samplers_from_values, to_text
-
-# (field, component factory). Order = the order of ``ParamComponents.inputs``.
-_FIELDS: list[tuple[str, Any]] = [
-    ("max_new_tokens", lambda v: gr.Slider(1, 4096, value=v, step=1, label="max_new_tokens")),
-    ("temperature", lambda v: gr.Slider(0.0, 5.0, value=v, step=0.01, label="temperature")),
-    ("top_p", lambda v: gr.Slider(0.01, 1.0, value=v, step=0.01, label="top_p")),
-    ("top_k", lambda v: gr.Slider(0, 200, value=v, step=1, label="top_k (0 = off)")),
-    ("min_p", lambda v: gr.Slider(0.0, 1.0, value=v, step=0.01, label="min_p")),
-    ("typical_p", lambda v: gr.Slider(0.01, 1.0, value=v, step=0.01, label="typical_p")),
-    ("repetition_penalty", lambda v: gr.Slider(0.5, 2.0, value=v, step=0.01, label="repetition_penalty")),
-    ("repetition_penalty_range",
-     lambda v: gr.Number(value=v, precision=0, minimum=0, label="repetition_penalty_range (0 = all)")),
-    ("presence_penalty", lambda v: gr.Slider(-2.0, 2.0, value=v, step=0.01, label="presence_penalty")),
-    ("frequency_penalty", lambda v: gr.Slider(-2.0, 2.0, value=v, step=0.01, label="frequency_penalty")),
-    ("no_repeat_ngram_size", lambda v: gr.Number(value=v, precision=0, minimum=0, label="no_repeat_ngram_size")),
-    ("seed", lambda v: gr.Number(value=v, precision=0, label="seed (-1 = random)")),
-    ("truncation_length",
-     lambda v: gr.Number(value=v, precision=0, minimum=0, label="truncation_length (0 = model context)")),
-    ("ban_eos_token", lambda v: gr.Checkbox(value=v, label="ban_eos_token")),
-    ("stop", lambda v: gr.Textbox(value="\n".join(v), lines=2, label="custom stop strings (one per line)")),
-]
-FIELD_NAMES = [name for name, _ in _FIELDS]
+from webui.ui.sampler_controls import (
+    CONTROLS,
+    FIELD_NAMES,
+    GROUPS,
+    Group,
+    component,
+    from_component,
+    info_updates,
+    to_component,
+)
 
 
 @dataclass
@@ -72,21 +60,16 @@ class ParamComponents:
 
 
 def to_params(values: tuple[Any, ...] | list[Any]) -> GenerationParams:
-    """The component values (in ``FIELD_NAMES`` order) as GenerationParams; raises PresetError (a
-    UserFacingError: ``@action`` handlers show it) if invalid."""
-    data: dict[str, Any] = dict(zip(FIELD_NAMES, values))
-    data["stop"] = [line for line in str(data.get("stop") or "").splitlines() if line]
+    """The component values (in ``FIELD_NAMES`` order, then the extension samplers') as GenerationParams;
+    raises PresetError (a UserFacingError: ``@action`` handlers show it) if invalid."""
+    data: dict[str, Any] = {c.name: from_component(c, v) for c, v in zip(CONTROLS, values)}
     data["samplers"] = samplers_from_values(values[len(FIELD_NAMES):])  # extension sampler sliders
-    for name in ("max_new_tokens", "top_k", "repetition_penalty_range", "no_repeat_ngram_size", "seed",
-                 "truncation_length"):
-        if data.get(name) is not None:
-            data[name] = int(data[name])
     return params_from_values(data, base=GenerationParams().model_dump())
 
 
 def from_params(params: GenerationParams) -> list[Any]:
-    values = params.model_dump()
-    return ["\n".join(values["stop"]) if name == "stop" else values[name] for name in FIELD_NAMES]
+    """``params`` as the controls show them, in ``FIELD_NAMES`` order."""
+    return [to_component(c, getattr(params, c.name)) for c in CONTROLS]
 
 
 @lookup
@@ -101,8 +84,14 @@ def support_markdown(ctx: AppContext) -> str:
     return f"Not supported by **{info.loader}** (ignored): " + ", ".join(f"`{m}`" for m in missing)
 
 
+@lookup
+def control_notes(ctx: AppContext) -> list[Any]:
+    """Each control's help text, noting the fields the loaded backend ignores (shown on page load)."""
+    info = ctx.engine.load_info
+    return info_updates(info.loader if info is not None else None)
+
+
 def build(ctx: AppContext) -> ParamComponents:
-    defaults = GenerationParams()
     names = ctx.presets.names() if ctx.presets else []
     with gr.Row():
         preset = gr.Dropdown(choices=names, value=None, label="Preset", elem_id="preset", scale=3)
@@ -113,16 +102,26 @@ def build(ctx: AppContext) -> ParamComponents:
                                  scale=3)
         save_btn = gr.Button("Save preset", elem_id="save-preset", scale=1)
     support = gr.Markdown(elem_id="param-support")
-    inputs: list[gr.components.Component] = []
-    values = from_params(defaults)
+    shown = dict(zip(FIELD_NAMES, from_params(GenerationParams())))
+    built: dict[str, gr.components.Component] = {}
+
+    def group_controls(group: Group) -> None:
+        for control in group.controls:
+            built[control.name] = component(control, shown[control.name])
+
     with gr.Row():
-        for start in range(0, len(_FIELDS), 5):
-            with gr.Column(min_width=220):
-                for i in range(start, min(start + 5, len(_FIELDS))):
-                    name, make = _FIELDS[i]
-                    comp = make(values[i])
-                    comp.elem_id = f"param-{name}"
-                    inputs.append(comp)
+        for group in (g for g in GROUPS if not g.folded):
+            with gr.Column(min_width=220, elem_id=f"param-group-{group.key}"):
+                gr.Markdown(f"**{group.title}**")
+                group_controls(group)
+    folded = [g for g in GROUPS if g.folded]
+    with gr.Row():
+        for column in (folded[::2], folded[1::2]):
+            with gr.Column(min_width=300):
+                for group in column:
+                    with gr.Accordion(group.title, open=False, elem_id=f"param-group-{group.key}"):
+                        group_controls(group)
+    inputs: list[gr.components.Component] = [built[name] for name in FIELD_NAMES]
     inputs += sampler_components(ctx)  # [State(keys), *sliders] of extension samplers, read by to_params
     return ParamComponents(inputs, support, preset, load_btn, preset_name, save_btn, delete_btn)
 
@@ -161,6 +160,7 @@ CONFIRM_DELETE_JS = "(n) => { if (!confirm('Delete preset ' + n + '?')) throw ne
 
 def wire(ctx: AppContext, c: ParamComponents, demo: gr.Blocks) -> None:
     on(demo.load, bind(support_markdown, ctx), None, c.support)
+    on(demo.load, bind(control_notes, ctx), None, c.inputs[: len(FIELD_NAMES)])
     on(c.load_btn.click, bind(load, ctx), c.preset, c.inputs[: len(FIELD_NAMES)])
     on(c.save_btn.click, bind(save, ctx), [c.preset_name, *c.inputs], c.preset)
     on(c.delete_btn.click, bind(delete, ctx), c.preset, c.preset, js=CONFIRM_DELETE_JS)
