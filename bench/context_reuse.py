@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -67,17 +68,27 @@ def filled_chat(topic: str, n_turns: int) -> list[dict[str, str]]:
     return messages
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-ctx", type=int, default=2048)
-    parser.add_argument("--turns", type=int, default=10)
-    args = parser.parse_args()
+@dataclass
+class Ttft:
+    """Seconds to the first token per variant: a short chat's turns, consecutive turns at the context
+    limit, two chats alternating; and how many greedy replies at the limit differ between variants."""
+
+    n_ctx: int
+    turns: int
+    short: dict[str, list[float]]
+    limit: dict[str, list[float]]
+    alternating: dict[str, list[float]]
+    differ: int
+
+
+def measure(n_ctx: int = 2048, turns: int = 10) -> Ttft:
+    """Start both variants (``VARIANTS``) and time their first tokens, interleaved (see the module's doc)."""
     apps: dict[str, str] = {}
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for name, flags in VARIANTS.items():
-                app = start(flags, Path(tmp) / name.replace(" ", "-"), args.n_ctx)
+                app = start(flags, Path(tmp) / name.replace(" ", "-"), n_ctx)
                 procs.append(app)
                 apps[name] = app.url
             short: dict[str, list[float]] = {n: [] for n in apps}
@@ -95,7 +106,7 @@ def main() -> None:
             # a chat at the context limit: 40 turns (~4,000 tokens) of which the prompt keeps the newest that fit
             chat = filled_chat("Gull Point", 40)
             differ = 0
-            for turn in range(args.turns + 1):  # turn 0 reads the chat for the first time: not counted
+            for turn in range(turns + 1):  # turn 0 reads the chat for the first time: not counted
                 chat.append(user_turn(100 + turn, "Gull Point"))
                 replies = {}
                 for name, url in (apps.items() if turn % 2 else reversed(apps.items())):
@@ -120,18 +131,31 @@ def main() -> None:
         finally:
             for app in procs:
                 app.stop()
-    print(f"n_ctx {args.n_ctx}; seconds to the first token (TTFT)\n")
+    return Ttft(n_ctx, turns, short, limit, alternating, differ)
+
+
+def report(r: Ttft) -> None:
+    """Print ``measure``'s rows."""
+    print(f"n_ctx {r.n_ctx}; seconds to the first token (TTFT)\n")
     print(f"{'variant':>10}  {'short chat median':>17}  {'at limit mean':>13}  {'at limit max':>12}  "
           f"{'mean/short':>10}  {'alternating median':>18}")
-    for name in apps:
-        short_median = statistics.median(short[name])
-        mean = statistics.mean(limit[name])
-        print(f"{name:>10}  {short_median:17.2f}  {mean:13.2f}  {max(limit[name]):12.2f}  "
-              f"{mean / short_median:10.2f}  {statistics.median(alternating[name]):18.2f}")
-    print(f"\nat the limit, per turn (app):      {' '.join(f'{t:.2f}' for t in limit['app'])}")
-    print(f"at the limit, per turn (no reuse): {' '.join(f'{t:.2f}' for t in limit['no reuse'])}")
-    print(f"greedy replies at the limit that differ between the variants: {differ} of {args.turns}")
+    for name in r.short:
+        short_median = statistics.median(r.short[name])
+        mean = statistics.mean(r.limit[name])
+        print(f"{name:>10}  {short_median:17.2f}  {mean:13.2f}  {max(r.limit[name]):12.2f}  "
+              f"{mean / short_median:10.2f}  {statistics.median(r.alternating[name]):18.2f}")
+    print(f"\nat the limit, per turn (app):      {' '.join(f'{t:.2f}' for t in r.limit['app'])}")
+    print(f"at the limit, per turn (no reuse): {' '.join(f'{t:.2f}' for t in r.limit['no reuse'])}")
+    print(f"greedy replies at the limit that differ between the variants: {r.differ} of {r.turns}")
     print("targets: app mean/short <= 2; app alternating median <= 1.5 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-ctx", type=int, default=2048)
+    parser.add_argument("--turns", type=int, default=10)
+    args = parser.parse_args()
+    report(measure(args.n_ctx, args.turns))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,11 @@ and in raw llama.cpp: decode slows as a reply grows, so replies that end early a
 as faster and add noise to each median. Two settings: truncation_length 1024 (the long chat's prompt is cut to
 its latest ~820 tokens) and the full context (~3.9k tokens).
 
-    python bench/long_chat.py [--messages 200] [--rounds 3]
+Then the time-to-first-token rows of a long chat (issue 12), from ``bench/context_reuse.py``: turns at
+the context limit and two chats alternating, the app against the same app with context shift and the
+prompt cache off (``--no-ttft`` leaves them out; ``--no-browser`` prints only them).
+
+    python bench/long_chat.py [--messages 200] [--rounds 3] [--no-ttft | --no-browser] [--n-ctx 2048] [--turns 10]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import context_reuse  # noqa: E402
 from tests.support.gradio_session import GradioSession, html_text  # noqa: E402
 from tests.support.server_utils import start_app  # noqa: E402
 from webui.storage.db import open_database, sqlite_url  # noqa: E402
@@ -203,7 +208,23 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--browser", action=argparse.BooleanOptionalAction, default=True,
+                    help="the streaming-speed rows in Chromium")
+    ap.add_argument("--ttft", action=argparse.BooleanOptionalAction, default=True,
+                    help="the time-to-first-token rows (bench/context_reuse.py)")
+    ap.add_argument("--n-ctx", type=int, default=2048, help="context of the TTFT rows' apps")
+    ap.add_argument("--turns", type=int, default=10, help="turns at the context limit in the TTFT rows")
     args = ap.parse_args()
+    if args.browser:
+        browser_rows(args.messages, args.rounds)
+    if args.ttft:
+        print()
+        context_reuse.report(context_reuse.measure(args.n_ctx, args.turns))
+    return 0
+
+
+def browser_rows(messages: int, rounds: int) -> None:
+    """Measure and print the streaming speed rows (see the module's doc)."""
     from playwright.sync_api import sync_playwright
 
     results = {}
@@ -211,8 +232,8 @@ def main() -> int:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         settings = (1024, 0)
-        per_setting = 2 * args.rounds
-        ids = seed_long_chats(data_dir, args.messages, copies=len(settings) * per_setting)
+        per_setting = 2 * rounds
+        ids = seed_long_chats(data_dir, messages, copies=len(settings) * per_setting)
         chats = [(long_chat_title(i), conv_id) for i, conv_id in enumerate(ids)]
         # Prompt budgets, as the app computes them: (truncation_length or the context) - max_new_tokens.
         model = {t: raw_model_ratio(data_dir, (t or CONTEXT) - MAX_NEW_TOKENS) for t in settings}
@@ -225,14 +246,14 @@ def main() -> int:
                 page.goto(app.url)
                 page.wait_for_selector("#chat-input textarea", timeout=120_000)
                 for k, truncation in enumerate(settings):
-                    results[truncation] = rates(page, app.url, args.messages, args.rounds, truncation,
+                    results[truncation] = rates(page, app.url, messages, rounds, truncation,
                                                 chats[k * per_setting:(k + 1) * per_setting], count)
                 browser.close()
         finally:
             app.stop()
-    print(f"{args.messages}-message chat vs empty chat, embedded SmolLM2, Chromium, "
+    print(f"{messages}-message chat vs empty chat, embedded SmolLM2, Chromium, "
           f"replies of {MAX_NEW_TOKENS} tokens (end banned, seed {SEED}), "
-          f"{args.rounds} interleaved rounds (medians; tokens/s)")
+          f"{rounds} interleaved rounds (medians; tokens/s)")
     for truncation, label in ((1024, "truncation_length 1024"), (0, "full context")):
         r = results[truncation]
         browser_ratio = r["browser long"] / r["browser empty"]
@@ -247,7 +268,6 @@ def main() -> int:
         print(f"    UI's own ratio (browser / raw model) {browser_ratio / model_ratio:.2f} (target >= 0.95); "
               f"server's (protocol / raw model) {protocol_ratio / model_ratio:.2f}; "
               f"rendering's (browser / protocol) {browser_ratio / protocol_ratio:.2f}")
-    return 0
 
 
 if __name__ == "__main__":

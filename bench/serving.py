@@ -113,7 +113,7 @@ def ui_rate(url: str, count) -> float:  # type: ignore[no-untyped-def]
     ui = GradioSession(url, f"bench-{time.monotonic_ns()}")
     ui.page_load()
     ui.run("new_chat")
-    events = [(now, event["html"]) for now, event in ui.live_reply("prepare", {"chat-input": LONG}) if event.get("html")]
+    events = [(now, e["html"]) for now, e in ui.live_reply("prepare", {"chat-input": LONG}) if e.get("html")]
     # counted after the reply, as raw's deltas are: the bench's own work must not compete with the app's
     return decode_rate([(now, count(html_text(html))) for now, html in events])
 

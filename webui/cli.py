@@ -141,7 +141,8 @@ def export_everything(settings: Settings, args: argparse.Namespace, out: TextIO)
         source.close()
     c = summary.counts
     print(f"Wrote {summary.path}: {c['chats']} chats ({c['messages']} messages, {c['message_versions']} versions), "
-          f"{c['personas']} personas, {c['character_files']} character files, {c['presets']} presets, "
+          f"{c['personas']} personas, {c['notebook_prompts']} saved Notebook prompts, "
+          f"{c['character_files']} character files, {c['presets']} presets, "
           f"{c['instruction_templates']} instruction templates, {c['loras']} LoRA metadata files, "
           f"{c['settings_files']} settings files.", file=out)
     copied = f"{c['model_files_copied']} model files copied" if args.include_models else "not copied (--include-models)"

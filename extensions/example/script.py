@@ -64,7 +64,7 @@ def register_samplers() -> list:
     """Called when the enabled samplers are listed (Parameters tab, API, each generation).
 
     Returns a list of ``webui.plugins.SamplerSpec`` (a logits-processor factory plus typed
-    parameters that become Parameters-tab sliders and API fields). See extensions/dry.
+    parameters that become Parameters-tab sliders and API fields). See docs/extensions.md, "Samplers".
     """
     return []
 

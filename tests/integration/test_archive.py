@@ -127,17 +127,19 @@ def test_round_trip_into_a_fresh_data_dir_gives_the_same_chats_and_settings(tmp_
     build_source(source)
     r = app_py("export", str(archive), data_dir=source)
     assert r.returncode == 0, r.stderr
-    assert "3 chats (7 messages, 12 versions), 3 personas, 2 character files, 1 presets" in r.stdout
+    assert ("3 chats (7 messages, 12 versions), 3 personas, 0 saved Notebook prompts, 2 character files, "
+            "1 presets") in r.stdout
     assert "1 LoRA metadata files, 3 settings files" in r.stdout and "not copied" in r.stdout
 
     with zipfile.ZipFile(archive) as zf:
         manifest = json.loads(zf.read("manifest.json"))
         names = set(zf.namelist())
-    assert (manifest["format"], manifest["version"], manifest["app_version"]) == ("webui-archive", 1, "0.1.0")
+    assert (manifest["format"], manifest["version"], manifest["app_version"]) == ("webui-archive", 2, "0.1.0")
     assert manifest["created"].endswith("Z") and manifest["users"] == "all" and manifest["accounts"] == ["alice"]
     assert manifest["counts"] == {
-        "chats": 3, "messages": 7, "message_versions": 12, "personas": 3, "character_files": 2, "presets": 1,
-        "instruction_templates": 1, "loras": 1, "settings_files": 3, "models_listed": 1, "model_files_copied": 0,
+        "chats": 3, "messages": 7, "message_versions": 12, "personas": 3, "notebook_prompts": 0, "character_files": 2,
+        "presets": 1, "instruction_templates": 1, "loras": 1, "settings_files": 3, "models_listed": 1,
+        "model_files_copied": 0,
     }
     assert manifest["models"] == [
         {"name": "big.gguf", "path": "/srv/models/big.gguf", "loader": "llama.cpp", "copied": False}]

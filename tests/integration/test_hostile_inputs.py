@@ -47,6 +47,9 @@ def still_serving(app: RunningApp) -> None:
 def error_of(r: httpx.Response, status: int) -> dict:
     assert r.status_code == status, r.text[:500]
     error = r.json()["error"]
+    if r.url.path.startswith("/api/"):  # Ollama's shape: {"error": "message"}
+        assert isinstance(error, str) and error
+        return {"message": error}
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
     return error
 
@@ -93,7 +96,7 @@ def test_a_50_mb_body_is_413_without_holding_it(app: RunningApp) -> None:
         r = httpx.post(f"{app.url}/api/chat", content=iter([body[i:i + MB] for i in range(0, len(body), MB)]),
                        timeout=120)
     after = psutil.Process(app.proc.pid).memory_info().rss
-    assert error_of(r, 413)["code"] == "request_too_large"
+    assert "larger than the server's limit" in error_of(r, 413)["message"]
     print(f"50 MB chunked body: {r.status_code}; server RSS before {rss / MB:.0f} MB, peak {peak.peak / MB:.0f} MB, "
           f"after {after / MB:.0f} MB")
     assert peak.peak - rss < 20 * MB + 16 * MB, "the server held more than the limit"
@@ -105,7 +108,7 @@ def test_json_nested_100000_levels_is_400(app: RunningApp) -> None:
     for path in ("/v1/chat/completions", "/api/chat", "/v1/internal/chat-prompt"):
         r = httpx.post(f"{app.url}{path}", content=deep, headers={"content-type": "application/json"}, timeout=60)
         print(f"\n100,000 levels to {path}: {r.status_code} {r.text[:200]}")
-        assert error_of(r, 400)["code"] == "json_too_deep"
+        assert "nested deeper" in error_of(r, 400)["message"]
     still_serving(app)
 
 

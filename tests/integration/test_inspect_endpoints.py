@@ -86,7 +86,7 @@ def check_token_endpoints(app: RunningApp, expected_ids: list[int]) -> None:
     assert "".join(pieces) == PROMPT
     bad = post(app, "decode", {"tokens": [10**9]})
     assert bad.status_code == 400 and "Token ids must be in 0.." in bad.json()["error"]["message"]
-    assert post(app, "decode", {"tokens": "abc"}).status_code in (400, 422)
+    assert post(app, "decode", {"tokens": "abc"}).status_code == 400
     assert post(app, "logits", {"prompt": "", "top_logits": 5}).status_code == 400  # nothing to predict from
     too_long = post(app, "logits", {"prompt": "word " * 10000, "top_logits": 5})
     assert too_long.status_code == 400 and "more than the model's context" in too_long.json()["error"]["message"]
@@ -113,7 +113,7 @@ def check_logits(app: RunningApp, logits: np.ndarray) -> None:
     greedy = post(app, "logits", {"prompt": PROMPT, "use_samplers": True, "temperature": 0}).json()
     assert list(greedy.values()) == [1.0] and list(greedy) == list(raw.json())[:1]
     refused = post(app, "logits", {"prompt": PROMPT, "use_samplers": True, "temperature": 9})
-    assert refused.status_code in (400, 422)  # a bad sampler value is the client's error, not a 500
+    assert refused.status_code == 400  # a bad sampler value is the client's error, not a 500
 
 
 def test_transformers_inspect_endpoints(hf_app: RunningApp, tiny_llama_dir: Path) -> None:

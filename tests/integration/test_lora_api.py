@@ -113,8 +113,8 @@ def test_bad_requests_get_clear_errors(app: RunningApp) -> None:
     assert "cannot be used" in assert_error(post(app, "load", {"lora_names": ["broken"]}), 400)["message"]
     assert "one weight per adapter" in assert_error(
         post(app, "load", {"lora_names": ["alpha"], "lora_weights": [1, 2]}), 400)["message"]
-    assert_error(post(app, "load", {"lora_names": "alpha"}), 422)
-    assert_error(post(app, "load", {}), 422)
+    assert_error(post(app, "load", {"lora_names": "alpha"}), 400)
+    assert_error(post(app, "load", {}), 400)
     assert lora_list(app).json()["applied"] == [{"name": "alpha", "weight": 1.0}]  # a refused load changes nothing
     assert complete(app)  # still serving
 

@@ -4,6 +4,10 @@
   importing a package that is not installed, one writing a file when imported) starts, serves, and
   lists each problem; the disabled one's import-time code never ran; an enabled one's ``ui()`` is
   on the page with upstream's component names resolved.
+* upstream's gallery pattern (``tgw_gallery``): ``shared.settings['gallery-open']`` is there, and a
+  ``gr.Dataset`` select handler gets the whole ``[card_html, name]`` sample in ``evt.value`` (Gradio 4's
+  behaviour), so picking a card sets the chat's character; a list of samples returned to it is its
+  new samples (the filter), read from the characters folder at that time.
 * ``shared.tokenizer`` encodes with the loaded model's own tokenizer (a tiny real Llama through
   transformers), compared with that tokenizer loaded on its own.
 """
@@ -35,7 +39,9 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     from PIL import Image
 
     Image.new("RGB", (600, 800), (200, 30, 30)).save(data / "picture.png")
-    app = start_app(data, "--extensions", "tgw_broken", "tgw_unmet", "tgw_ui", "tgw_prompt")
+    (data / "characters").mkdir()
+    (data / "characters" / "Gardener.yaml").write_text("name: Gardener\ncontext: Gardener tends roses.\n")
+    app = start_app(data, "--extensions", "tgw_broken", "tgw_unmet", "tgw_ui", "tgw_prompt", "tgw_gallery")
     try:
         yield app
     finally:
@@ -107,3 +113,70 @@ def test_get_image_cache_gives_a_picture_the_page_serves(started: RunningApp) ->
     picture = httpx.get(urljoin(started.url + "/", src), timeout=60)
     assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
     assert max(Image.open(io.BytesIO(picture.content)).size) <= 470  # a thumbnail, upstream's size
+
+
+def _elem(config: dict, elem_id: str) -> dict:
+    return next(c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+
+
+def _event(app: RunningApp, config: dict, target: int, event: str, data: list, event_data: dict | None) -> object:
+    """Run the event ``event`` of component ``target`` over Gradio's queue, as the page does; its first output."""
+    import json
+
+    dep = next(i for i, d in enumerate(config["dependencies"]) if [target, event] in d["targets"])
+    session = f"tgw-{target}-{event}-{len(data)}"
+    body = {"data": data, "fn_index": dep, "session_hash": session, "trigger_id": target, "event_data": event_data}
+    httpx.post(f"{app.url}/gradio_api/queue/join", json=body, timeout=60).raise_for_status()
+    with httpx.stream("GET", f"{app.url}/gradio_api/queue/data?session_hash={session}", timeout=60) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:") and (msg := json.loads(line[5:])).get("msg") == "process_completed":
+                assert msg["success"], msg
+                return msg["output"]["data"][0]
+    raise AssertionError("the event never completed")
+
+
+def _picked(app: RunningApp, config: dict, samples: list, name: str) -> object:
+    """Click the card of ``name`` among ``samples`` (as the page has them): what the character menu gets."""
+    cards = _elem(config, "tgw-gallery-cards")
+    index = next(i for i, shown in enumerate(samples) if name in shown[0])
+    value = _event(app, config, cards["id"], "select", [], {"index": index, "value": samples[index]})
+    return value.get("value") if isinstance(value, dict) else value
+
+
+def test_a_gallery_dataset_select_gets_the_whole_sample(started: RunningApp) -> None:
+    """The page sends the shown columns of the clicked sample (Gradio 6 shows only the component's);
+    the handler still reads the name from ``evt.value[1]`` and the character menu gets it."""
+    config = httpx.get(f"{started.url}/config", timeout=60).json()
+    cards = _elem(config, "tgw-gallery-cards")
+    samples = cards["props"]["samples"]
+    assert all(len(shown) == 1 for shown in samples)  # the page gets the HTML column only
+    dep = next(d for d in config["dependencies"] if [cards["id"], "select"] in d["targets"])
+    assert dep["outputs"] == [_elem(config, "chat-character")["id"]]  # shared.gradio['character_menu']
+    assert _picked(started, config, samples, "Gardener") == "Gardener"
+
+
+def test_a_list_of_samples_returned_to_a_gallery_dataset_becomes_its_samples(started: RunningApp) -> None:
+    """Upstream's filter returns the matching ``[card_html, name]`` samples; the page gets them as the
+    Dataset's new samples, read from the characters folder now (a character added after start-up is
+    there), and a card picked among them still gives its name."""
+    (started.data_dir / "characters" / "Baker.yaml").write_text("name: Baker\ncontext: Baker bakes bread.\n")
+    config = httpx.get(f"{started.url}/config", timeout=60).json()
+    box = _elem(config, "tgw-gallery-filter")
+    for text, names in (("gard", ["Gardener"]), ("bak", ["Baker"])):
+        update = _event(started, config, box["id"], "change", [text], None)
+        assert isinstance(update, dict) and update.get("__type__") == "update", update
+        samples = update["samples"]
+        assert [shown[0] for shown in samples] == [f'<div class="tgw-card">{n}</div>' for n in names]
+        assert _picked(started, config, samples, names[0]) == names[0]
+
+
+def test_gr_dataset_is_gradios_own_again_after_an_upstream_ui_even_one_that_fails() -> None:
+    import gradio as gr
+
+    from webui.compat.gradio_compat import upstream_components
+
+    original = gr.Dataset
+    with pytest.raises(RuntimeError), upstream_components():
+        assert gr.Dataset is not original
+        raise RuntimeError("ui() failed")
+    assert gr.Dataset is original

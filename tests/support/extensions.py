@@ -9,6 +9,8 @@ from webui.plugins import ExtensionManager, MemoryStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXTENSIONS_DIR = REPO_ROOT / "extensions"
+# Extensions written for the tests: avoid_words is a sampler extension (register_samplers, sampler params).
+SAMPLER_EXTENSIONS_DIR = Path(__file__).resolve().parent / "sampler_extensions"
 
 
 def write_ext(base: Path, name: str, source: str, requirements: str | None = None) -> Path:

@@ -1,7 +1,7 @@
 """Hostile API requests, shared by ``tests/unit/test_fuzz_api.py`` and ``bench/fuzz.py``: mutated
 bodies for every POST route, and a TestClient on the API routers with the real request-limit
 middleware on the fake backend. An answer is LOADED (2xx), USER_ERROR (a 4xx with the OpenAI-shaped
-error body) or OTHER (anything else, a 5xx above all)."""
+error body, or Ollama's ``{"error": "..."}``) or OTHER (anything else, a 5xx above all)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,8 @@ def api_outcome(status: int, content_type: str, body: bytes) -> str:
         except (ValueError, KeyError, TypeError):
             return OTHER
         if isinstance(error, dict) and set(error) == {"message", "type", "param", "code"} and error["message"]:
+            return USER_ERROR
+        if isinstance(error, str) and error:  # Ollama's shape, under /api/
             return USER_ERROR
     return OTHER
 

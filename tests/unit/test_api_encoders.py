@@ -123,7 +123,7 @@ def test_ollama_generate_body_loaded_answer_and_errors() -> None:
     assert loaded == {"model": "tiny", "message": {"role": "assistant", "content": ""}, "done": True,
                       "done_reason": "load"}
     lines = read(encoders.ollama_lines(scripted([RuntimeError("boom")]), "tiny", "response", 0.0))
-    assert [json.loads(line)["error"]["code"] for line in lines] == ["generation_error"]
+    assert [json.loads(line) for line in lines] == [{"error": "Generation failed: boom"}]  # Ollama's shape
 
 
 def test_encoders_close_the_progress_they_read() -> None:

@@ -108,7 +108,8 @@ def test_ollama_routes(served: tuple[AppContext, TestClient]) -> None:
         assert resp.headers["content-type"].startswith("application/x-ndjson")
         objs = [json.loads(line) for line in resp.iter_lines() if line]
     assert "".join(o["message"]["content"] for o in objs) == "Hello there!" and objs[-1]["done"]
-    error(client.post("/api/chat", json={"messages": [{"role": "user", "content": "x", "images": ["a"]}]}), 400)
+    refused = client.post("/api/chat", json={"messages": [{"role": "user", "content": "x", "images": ["a"]}]})
+    assert refused.status_code == 400 and refused.json() == {"error": "Images are not supported."}  # Ollama's shape
 
 
 def test_internal_chat_prompt_uses_the_api_errors_and_auth(tmp_path: Path, fake_backend: None) -> None:

@@ -68,30 +68,42 @@ def test_persona_fill_variables(manager) -> None:
 
 
 def test_extensions_ui_builds_with_panels_areas_and_sampler_sliders(tmp_path: Path) -> None:
+    import shutil
+
     import gradio as gr
 
+    from tests.support.extensions import SAMPLER_EXTENSIONS_DIR, write_ext
     from webui.config import Settings
     from webui.context import build_context
     from webui.ui import extension_params
     from webui.ui.app import build_ui
     from webui.ui.live_reply import LiveReplies
 
-    ctx = build_context(Settings(data_dir=tmp_path, extensions=["example", "persona_templates", "dry", "xtc"]),
+    user_extensions = tmp_path / "extensions"  # the data dir's extensions folder
+    shutil.copytree(SAMPLER_EXTENSIONS_DIR / "avoid_words", user_extensions / "avoid_words")
+    write_ext(user_extensions, "unused_sampler", """
+        from webui.plugins import SamplerSpec, sampler_param
+        def register_samplers():
+            return [SamplerSpec(name="unused", factory=lambda params: lambda ids, scores: scores,
+                                params=(sampler_param("unused_strength", 0.0),))]
+    """)
+    ctx = build_context(Settings(data_dir=tmp_path, extensions=["example", "persona_templates", "avoid_words"]),
                         load_model=False)
     try:
         demo = build_ui(ctx, LiveReplies())
         ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
-        for name in ("example", "dry", "xtc", "mirostat", "character_bias", "persona_templates"):
+        for name in ("example", "avoid_words", "unused_sampler", "character_bias", "persona_templates"):
             assert f"ext-enabled-{name}" in ids
-        assert {"ext-example-uppercase", "ext-failures", "ext-order", "persona-template", "param-dry_multiplier",
-                "param-xtc_threshold"} <= ids
-        assert "param-mirostat_tau" not in ids  # disabled, so never imported: listed, no sliders
+        assert {"ext-example-uppercase", "ext-failures", "ext-order", "persona-template"} <= ids
         assert isinstance(demo, gr.Blocks)
-        keys = {p.key: p.type for _, p in extension_params.all_sampler_params(ctx)}
-        assert keys["dry_sequence_breakers"] == "list"
-        tail = [[("dry_multiplier", "float"), ("dry_sequence_breakers", "list")], 0.8, '["\\n", ":"]']
-        assert extension_params.samplers_from_values(tail) == {
-            "dry_multiplier": 0.8, "dry_sequence_breakers": ["\n", ":"]
-        }
+        # The enabled sampler extension's own sliders, and nothing from the disabled one.
+        params = extension_params.all_sampler_params(ctx)
+        assert [(ext, p.key, p.type) for ext, p in params] == [
+            ("avoid_words", "avoid_words", "list"), ("avoid_words", "avoid_penalty", "float"),
+            ("avoid_words", "avoid_from_token", "int")]
+        assert {f"param-{p.key}" for _, p in params} <= ids
+        assert "unused_sampler" not in ctx.extensions.enabled() and not ctx.extensions.info("unused_sampler").loaded
+        tail = [[("avoid_penalty", "float"), ("avoid_words", "list")], 0.8, '["Paris", "Rome"]']
+        assert extension_params.samplers_from_values(tail) == {"avoid_penalty": 0.8, "avoid_words": ["Paris", "Rome"]}
     finally:
         ctx.engine.shutdown()

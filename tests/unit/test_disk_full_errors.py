@@ -116,10 +116,11 @@ class FillingRepo(ChatRepository):
 
     full = False
 
-    def update_version(self, version_id: int, content: str, *, complete: bool) -> None:  # type: ignore[override]
+    def update_version(self, version_id: int, content: str, *, complete: bool,  # type: ignore[override]
+                       context_shifted: bool = False) -> None:
         if self.full:
             raise DiskFullError("The disk is full: the change could not be saved to the database.")
-        super().update_version(version_id, content, complete=complete)
+        super().update_version(version_id, content, complete=complete, context_shifted=context_shifted)
 
 
 @pytest.fixture

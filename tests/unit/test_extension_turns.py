@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.extensions import manager_for, write_ext
+from tests.support.extensions import SAMPLER_EXTENSIONS_DIR, manager_for, write_ext
 from webui.chat.hooks import TurnHooks, split_sampler_fields
 from webui.chat.service import ChatService
 from webui.generation.decode import DecodeHooks
@@ -204,20 +204,19 @@ def test_no_extensions_is_a_no_op(chat_service) -> None:
 
 def test_split_sampler_fields() -> None:
     rest, samplers = split_sampler_fields(
-        {"temperature": 0.5, "dry_multiplier": 0.8, "samplers": {"xtc_threshold": 0.2}},
-        ["dry_multiplier", "xtc_threshold"])
+        {"temperature": 0.5, "avoid_penalty": 0.8, "samplers": {"avoid_words": ["x"]}},
+        ["avoid_penalty", "avoid_words"])
     assert rest == {"temperature": 0.5}
-    assert samplers == {"dry_multiplier": 0.8, "xtc_threshold": 0.2}
+    assert samplers == {"avoid_penalty": 0.8, "avoid_words": ["x"]}
 
 
 def test_invalid_sampler_value_is_a_user_error_before_generation(chat_service, tmp_path) -> None:
-    from webui.config import REPO_ROOT
     from webui.plugins import ParamError
 
-    mgr = ExtensionManager([REPO_ROOT / "extensions"], entry_point_group=None)
-    mgr.set_enabled(["dry"], persist=False)
+    mgr = ExtensionManager([SAMPLER_EXTENSIONS_DIR], entry_point_group=None)
+    mgr.set_enabled(["avoid_words"], persist=False)
     base = chat_service(tokens=["x"])
     chat = ChatService(base.engine, base.repo, base.characters, extensions=mgr)
     conv = chat.new_conversation("Assistant")
     with pytest.raises(ParamError):
-        list(chat.send(conv.id, "hi", GenerationParams(samplers={"dry_multiplier": "lots"})))
+        list(chat.send(conv.id, "hi", GenerationParams(samplers={"avoid_penalty": "lots"})))

@@ -71,7 +71,7 @@ def test_own_names_win_over_aliases() -> None:
 def test_sampler_priority_orders_llama_cpp_stages() -> None:
     default = stage_order(GenerationParams())
     assert default[-1] == "temperature" and default[:2] == ["top_n_sigma", "top_k"]
-    custom = stage_order(GenerationParams(sampler_priority=["temperature", "min_p", "nonsense", "top_k"]))
+    custom = stage_order(GenerationParams(sampler_priority=["temperature", "min_p", "dry", "top_k"]))
     assert custom[:3] == ["temperature", "min_p", "top_k"] and len(custom) == len(default)
     last = stage_order(GenerationParams(sampler_priority=["temperature", "top_k"], temperature_last=True))
     assert last[0] == "top_k" and last[-1] == "temperature"

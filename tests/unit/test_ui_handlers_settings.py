@@ -70,20 +70,20 @@ def view(ctx: AppContext) -> ext.ExtensionsView:
 
 def test_extension_toggles_and_order(ext_ctx: AppContext) -> None:
     v = view(ext_ctx)
-    shown = ext.toggle(ext_ctx, v, "dry", True)
-    assert ext_ctx.extensions.enabled() == ["example", "dry"]
+    shown = ext.toggle(ext_ctx, v, "character_bias", True)
+    assert ext_ctx.extensions.enabled() == ["example", "character_bias"]
     n = len(v.names)
-    assert len(shown) == 2 + 2 * n + 1 and "`example` → `dry`" in shown[0]
-    assert shown[2 + n + v.names.index("dry")] == gr.update(value=True)  # its checkbox
+    assert len(shown) == 2 + 2 * n + 1 and "`example` → `character_bias`" in shown[0]
+    assert shown[2 + n + v.names.index("character_bias")] == gr.update(value=True)  # its checkbox
     assert shown[-1] == gr.update(visible=True)  # example's ui() area
 
-    ext.move(ext_ctx, v, "dry", -1)
-    assert ext_ctx.extensions.enabled() == ["dry", "example"]
-    ext.move(ext_ctx, v, "dry", -1)  # already first
-    assert ext_ctx.extensions.enabled() == ["dry", "example"]
+    ext.move(ext_ctx, v, "character_bias", -1)
+    assert ext_ctx.extensions.enabled() == ["character_bias", "example"]
+    ext.move(ext_ctx, v, "character_bias", -1)  # already first
+    assert ext_ctx.extensions.enabled() == ["character_bias", "example"]
 
     shown = ext.toggle(ext_ctx, v, "example", False)
-    assert ext_ctx.extensions.enabled() == ["dry"] and shown[-1] == gr.update(visible=False)
+    assert ext_ctx.extensions.enabled() == ["character_bias"] and shown[-1] == gr.update(visible=False)
     assert ext.snapshot(ext_ctx, v) == shown
 
 

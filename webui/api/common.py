@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from webui.api.errors import APIError, validation_message
+from webui.api.errors import APIError, invalid_request
 from webui.api.protocol import OLLAMA_OPTION_NAMES, OllamaRequest
 from webui.context import AppContext
 from webui.engine.registry import backend_info
@@ -93,6 +93,9 @@ def sampling_values(ctx: AppContext, body: Mapping[str, Any]) -> dict[str, Any]:
     """The request body with extension sampler parameters (e.g. ``dry_multiplier``) moved into ``samplers``."""
     values = dict(body)
     sampler_names = {p.key for p in ctx.extensions.sampler_params()}
+    if not isinstance(values.get("samplers") or {}, Mapping):
+        raise APIError(400, "samplers must be an object of extension sampler parameters by name.", param="samplers",
+                       code="invalid_value")
     samplers = dict(values.get("samplers") or {})
     for key in list(values):
         if key in sampler_names:
@@ -102,34 +105,47 @@ def sampling_values(ctx: AppContext, body: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def build_params(ctx: AppContext, body: Mapping[str, Any]) -> GenerationParams:
-    """GenerationParams for a request body (OpenAI names, this app's names, a preset). Raises APIError."""
+def client_names(body: Mapping[str, Any]) -> dict[str, str]:
+    """Parameter name -> the alias the body sent it under (``rep_pen`` for repetition_penalty), for
+    error messages that name what the client sent."""
+    return {ALIASES[k]: k for k in body if k in ALIASES and ALIASES[k] not in body}
+
+
+def build_params(ctx: AppContext, body: Mapping[str, Any], names: Mapping[str, str] | None = None) -> GenerationParams:
+    """GenerationParams for a request body (OpenAI names, this app's names, a preset). Raises APIError:
+    a bad value is a 400 naming the field (``names``: parameter -> the name the client used)."""
     if body.get("n") not in (None, 1):
         raise APIError(400, "Only n=1 is supported: this server generates one choice per request.", param="n",
                        code="unsupported_value")
+    names = {**client_names(body), **(names or {})}
     values = sampling_values(ctx, body)
     if values.get("top_p") == 0:
         values["top_p"] = 1e-9  # OpenAI allows 0: keep only the most likely token
     bias = values.pop("logit_bias", None)
     if bias:
+        bias_name = names.get("logit_bias", "logit_bias")
+        if not isinstance(bias, Mapping):
+            raise APIError(400, f"{bias_name} must be an object of token id -> bias.", param=bias_name,
+                           code="invalid_value")
         try:
             values["logit_bias"] = {int(k): float(v) for k, v in bias.items()}
-        except (TypeError, ValueError):
-            raise APIError(400, "logit_bias keys must be token ids (integers as strings).",
-                           param="logit_bias") from None
-        if any(not -100 <= v <= 100 for v in values["logit_bias"].values()):
-            raise APIError(400, "logit_bias values must be between -100 and 100.", param="logit_bias")
+        except (TypeError, ValueError, OverflowError):
+            raise APIError(400, f"{bias_name} keys must be token ids (integers as strings) and its values numbers.",
+                           param=bias_name, code="invalid_value") from None
+        if any(not -100 <= v <= 100 for v in values["logit_bias"].values()):  # NaN fails this too
+            raise APIError(400, f"{bias_name} values must be between -100 and 100.", param=bias_name,
+                           code="invalid_value")
     try:
         return resolve_params(values, ctx.presets)
     except UserFacingError as exc:
         message = str(exc)
         if message.lower().startswith("no preset"):
             raise APIError(404, message, param="preset", code="preset_not_found") from exc
-        if message.startswith("Invalid parameters"):  # a value out of range: like a body validation error
-            raise APIError(422, message, code="invalid_value") from exc
+        if isinstance(exc.__cause__, ValidationError):  # a value of the wrong type or out of range
+            raise invalid_request(list(exc.__cause__.errors()), names) from exc
         raise APIError(400, message, param="preset" if body.get("preset") else None) from exc
     except ValidationError as exc:
-        raise APIError(422, validation_message(list(exc.errors()))) from exc
+        raise invalid_request(list(exc.errors()), names) from exc
 
 
 def ollama_params(ctx: AppContext, req: OllamaRequest) -> GenerationParams:
@@ -138,13 +154,15 @@ def ollama_params(ctx: AppContext, req: OllamaRequest) -> GenerationParams:
         raise APIError(400, "Structured output (format) is not supported.", param="format",
                        code="unsupported_parameter")
     body: dict[str, Any] = {}
+    names: dict[str, str] = {}
     for key, value in (req.options or {}).items():
         name = OLLAMA_OPTION_NAMES.get(key)
-        if name == "max_new_tokens" and isinstance(value, int) and value < 0:
+        if name == "max_new_tokens" and isinstance(value, int) and not isinstance(value, bool) and value < 0:
             continue  # -1 / -2: "until done" -> the default limit
         if name is not None:
             body[name] = value
-    return build_params(ctx, body)
+            names[name] = f"options.{key}"
+    return build_params(ctx, body, names)
 
 
 def check_logit_bias(ctx: AppContext, params: GenerationParams) -> None:

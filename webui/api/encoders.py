@@ -280,4 +280,4 @@ async def ollama_lines(progress: AsyncIterator[ReplyProgress], model: str, field
                 yield ndjson({**ollama_piece(model, field, ""), **ollama_final(model, started, first, p, clock)})
     except Exception as exc:  # noqa: BLE001 - headers are sent: report in the stream
         log.exception("ollama stream failed")
-        yield ndjson(_failure(exc))
+        yield ndjson({"error": _failure(exc)["error"]["message"]})  # Ollama's error shape

@@ -1,14 +1,17 @@
-"""Errors in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, for /v1 and /api.
+"""Errors in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, for /v1, and in
+Ollama's, ``{"error": "message"}``, for /api.
 
 Routes raise :class:`APIError`; the handlers installed by :func:`install_error_handlers` turn it,
 request validation failures, HTTP errors and anything unexpected into that JSON shape with the
 right status code, so a bad request never gets a plain-text 500 and the server keeps serving.
+Every bad request value (a field of the wrong type, out of range, unknown) is a 400
+``invalid_request_error`` naming the field, as OpenAI's own API answers; 422 is never sent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -30,7 +33,6 @@ ERROR_TYPES = {
     409: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
-    422: "invalid_request_error",
     429: "rate_limit_error",
     500: "server_error",
     503: "server_error",
@@ -67,8 +69,13 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def error_response(exc: APIError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+OLLAMA_PREFIX = "/api/"
+
+
+def error_response(exc: APIError, path: str = "") -> JSONResponse:
+    """The error as JSON: Ollama's ``{"error": "message"}`` under /api/ (what its clients read), else OpenAI's."""
+    body: dict[str, Any] = {"error": exc.message} if path.startswith(OLLAMA_PREFIX) else exc.body()
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 def user_error(exc: UserFacingError) -> APIError:
@@ -81,7 +88,8 @@ def user_error(exc: UserFacingError) -> APIError:
     return APIError(400, str(exc))
 
 
-def _validation_param(errors: list[dict[str, Any]]) -> str | None:
+def validation_param(errors: list[dict[str, Any]]) -> str | None:
+    """The first failing field's dotted name (``messages.0.role``), None for the body as a whole."""
     if not errors:
         return None
     loc = [str(p) for p in errors[0].get("loc", ()) if p not in ("body", "query", "path")]
@@ -89,11 +97,23 @@ def _validation_param(errors: list[dict[str, Any]]) -> str | None:
 
 
 def validation_message(errors: list[dict[str, Any]]) -> str:
+    """One line naming each failing field (up to five) and what is wrong with it."""
     parts = []
     for e in errors[:5]:
         loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
         parts.append(f"{loc}: {e.get('msg', 'invalid')}")
     return "Invalid request: " + "; ".join(parts)
+
+
+def invalid_request(errors: list[dict[str, Any]], names: Mapping[str, str] | None = None) -> APIError:
+    """The 400 for a body that failed validation: not JSON (``invalid_json``) or a field of the wrong
+    type, out of range or unknown (``invalid_value``, ``param`` naming it). ``names``: field -> the
+    name the client sent it under (an alias, Ollama's ``options.num_predict``), used in the message."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return APIError(400, validation_message(errors), code="invalid_json")
+    if names:
+        errors = [{**e, "loc": tuple(names.get(str(p), p) for p in e.get("loc", ()))} for e in errors]
+    return APIError(400, validation_message(errors), param=validation_param(errors), code="invalid_value")
 
 
 CATCH_ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
@@ -110,7 +130,7 @@ class OddMethodMiddleware:
         odd = scope["type"] == "http" and scope["method"] not in CATCH_ALL_METHODS
         if odd and scope["path"].startswith(self.prefixes):
             message = f"Method {scope['method']} not allowed."
-            response = error_response(APIError(405, message, code="method_not_allowed"))
+            response = error_response(APIError(405, message, code="method_not_allowed"), scope["path"])
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -128,8 +148,8 @@ def install_catch_all(app: FastAPI, routers: Sequence[APIRouter], prefixes: tupl
         if allowed:
             message = f"Method {request.method} not allowed on {path}; use {', '.join(allowed)}."
             return error_response(APIError(405, message, code="method_not_allowed",
-                                           headers={"Allow": ", ".join(allowed)}))
-        return error_response(APIError(404, f"No API endpoint {path}.", code="not_found"))
+                                           headers={"Allow": ", ".join(allowed)}), path)
+        return error_response(APIError(404, f"No API endpoint {path}.", code="not_found"), path)
 
     app.add_middleware(OddMethodMiddleware)
     for prefix in prefixes:
@@ -142,30 +162,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc)
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(user_error(exc))
+        return error_response(user_error(exc), request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
-        # A body that is not JSON at all is a 400; JSON of the wrong shape is a 422.
-        bad_json = any(e.get("type") == "json_invalid" for e in errors)
-        status = 400 if bad_json else 422
-        param = None if bad_json else _validation_param(errors)
-        return error_response(APIError(status, validation_message(errors), param=param,
-                                        code="invalid_json" if bad_json else "invalid_value"))
+        return error_response(invalid_request(list(exc.errors())), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed"
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return error_response(APIError(exc.status_code, message, code=code, headers=getattr(exc, "headers", None)))
+        error = APIError(exc.status_code, message, code=code, headers=getattr(exc, "headers", None))
+        return error_response(error, request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error in %s %s", request.method, request.url.path)
-        return error_response(APIError(500, f"Internal error: {type(exc).__name__}: {exc}", code="internal_error"))
+        error = APIError(500, f"Internal error: {type(exc).__name__}: {exc}", code="internal_error")
+        return error_response(error, request.url.path)

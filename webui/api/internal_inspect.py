@@ -34,6 +34,7 @@ from webui.api.protocol import SamplingFields
 from webui.context import AppContext
 from webui.errors import UserFacingError
 from webui.generation import inspect
+from webui.generation.params import GenerationParams
 
 router = APIRouter(prefix="/v1/internal", tags=["Internal (text-generation-webui)"],
                    dependencies=[Depends(require_principal)], responses=ERRORS)
@@ -109,11 +110,14 @@ def token_count(req: EncodeRequest, request: Request, response: Response) -> Tok
 @router.post("/logits", response_model=dict[str, float], summary="The most likely next tokens")
 def logits(req: LogitsRequest, request: Request, response: Response) -> dict[str, float]:
     ctx = _loaded(request, req, response)
-    params = hooks = None
+    hooks = None
+    own = ("prompt", "use_samplers", "top_logits")
+    # the sampler fields are checked either way: a bad value is a 400, as on the completion routes
+    params: GenerationParams | None = build_params(ctx, {k: v for k, v in body_values(req).items() if k not in own})
     if req.use_samplers:
-        own = ("prompt", "use_samplers", "top_logits")
-        params = build_params(ctx, {k: v for k, v in body_values(req).items() if k not in own})
         check_logit_bias(ctx, params)
+    else:
+        params = None
     check_capacity(ctx)
     try:
         if params is not None:

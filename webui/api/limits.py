@@ -97,7 +97,7 @@ class RequestLimitMiddleware:
         del chunks
         if json_depth(body) > self.max_depth:
             message_text = f"The JSON body is nested deeper than {self.max_depth} levels."
-            await error_response(APIError(400, message_text, code="json_too_deep"))(scope, receive, send)
+            await error_response(APIError(400, message_text, code="json_too_deep"), scope["path"])(scope, receive, send)
             return
         replayed = False
 
@@ -156,7 +156,7 @@ class RequestLimitMiddleware:
 
 def _error(path: str, status: int, message: str, code: str) -> JSONResponse:
     if path.startswith(API_PREFIXES):
-        return error_response(APIError(status, message, code=code))
+        return error_response(APIError(status, message, code=code), path)
     return JSONResponse({"detail": message}, status_code=status)
 
 

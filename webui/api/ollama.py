@@ -1,8 +1,8 @@
 """Ollama-compatible routes: GET /api/tags, POST /api/chat, POST /api/generate, POST /api/show, GET /api/ps.
 
 Streaming (Ollama's default, ``"stream": true``) is NDJSON: one JSON object per line, the last with
-``"done": true``, ``done_reason``, token counts and durations in nanoseconds. Errors use the same
-OpenAI-shaped body as /v1 (``{"error": {"message", ...}}``). Bodies are ``webui.api.protocol``'s
+``"done": true``, ``done_reason``, token counts and durations in nanoseconds. Errors are Ollama's
+``{"error": "message"}`` (``webui.api.errors.error_response``). Bodies are ``webui.api.protocol``'s
 models; ``webui.api.serving`` starts the reply and ``webui.api.encoders`` writes it.
 """
 
@@ -19,14 +19,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from webui.api import encoders, serving
 from webui.api.auth import Principal, require_principal
 from webui.api.common import ctx_of, resolve_model
-from webui.api.protocol import ErrorResponse, OllamaChatRequest, OllamaGenerateRequest, OllamaShowRequest
+from webui.api.protocol import OllamaChatRequest, OllamaErrorResponse, OllamaGenerateRequest, OllamaShowRequest
 from webui.context import AppContext
 
 router = APIRouter(
     prefix="/api",
     tags=["Ollama-compatible"],
     dependencies=[Depends(require_principal)],
-    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 422, 429, 503, 507)},
+    responses={code: {"model": OllamaErrorResponse} for code in (400, 401, 404, 429, 503, 507)},
 )
 
 

@@ -17,7 +17,7 @@ from webui.api.common import ctx_of, model_aliases, resolve_model
 from webui.api.protocol import ChatCompletionRequest, CompletionRequest, ErrorResponse, ModelCard, ModelList, now
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 422, 429, 503, 507)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 429, 503, 507)
 }
 router = APIRouter(
     prefix="/v1", tags=["OpenAI-compatible"], dependencies=[Depends(require_principal)], responses=ERRORS

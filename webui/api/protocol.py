@@ -147,6 +147,12 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class OllamaErrorResponse(BaseModel):
+    """Ollama's error body (under /api): the message alone."""
+
+    error: str
+
+
 # -- Ollama (/api) ------------------------------------------------------------------------
 
 # Ollama option names -> this app's parameter names.

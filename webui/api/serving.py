@@ -32,7 +32,7 @@ from webui.api.common import (
     response_headers,
 )
 from webui.api.encoders import ReplyMeta
-from webui.api.errors import APIError, user_error, validation_message
+from webui.api.errors import APIError, invalid_request, user_error
 from webui.api.protocol import (
     ChatCompletionRequest,
     ChatPromptBody,
@@ -48,7 +48,6 @@ from webui.context import AppContext
 from webui.engine.registry import backend_info
 from webui.errors import UserFacingError
 from webui.generation.params import GenerationParams, parse_string_list
-from webui.generation.presets import resolve_params
 from webui.plugins.params import ParamError
 from webui.streaming import iterate_in_thread
 
@@ -306,7 +305,7 @@ def chat_prompt(ctx: AppContext, raw: Any, principal: Principal) -> str:
     try:
         body = ChatPromptBody.model_validate(raw)
     except ValidationError as exc:
-        raise APIError(400, validation_message(list(exc.errors()))) from exc
+        raise invalid_request(list(exc.errors())) from exc
     if body.character is not None and not ctx.characters.has(body.character):
         raise APIError(404, f"No character named {body.character!r}. Available: {', '.join(ctx.characters.names())}.",
                        param="character", code="character_not_found")
@@ -316,7 +315,7 @@ def chat_prompt(ctx: AppContext, raw: Any, principal: Principal) -> str:
     try:
         result = ctx.chat.prepare_answer(  # every hook a turn runs: the prompt the model would be sent
             [(m.role, m.text()) for m in body.messages],
-            resolve_params(raw, ctx.presets),
+            check_sampler_values(ctx, build_params(ctx, raw)),  # a bad value: a 400 naming it, as on completions
             character=body.character,
             mode=body.mode,
             persona=body.persona,

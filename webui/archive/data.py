@@ -26,26 +26,30 @@ from webui.bounded_parse import load_yaml
 from webui.config import Settings
 from webui.engine.options import NOT_SAVED
 from webui.storage.db import ensure_data_dir, open_database, sqlite_url
+from webui.storage.notebook import NotebookRepository
 from webui.storage.personas import PersonaRepository
 from webui.storage.repository import ChatRepository
 
 
 @dataclass
 class DataDir:
-    """A data dir with its chat and persona stores (``db``: the engine to close, when we opened it)."""
+    """A data dir with its chat, persona and Notebook prompt stores (``db``: the engine to close, when
+    we opened it; ``notebook`` None: an app without the Notebook's store, whose prompts are left out)."""
 
     path: Path
     models_path: Path
     chats: ChatRepository
     personas: PersonaRepository
     db: Engine | None = None
+    notebook: NotebookRepository | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> DataDir:
         """Open (create, migrate) the data dir and database ``settings`` name, as the app would."""
         ensure_data_dir(settings.data_dir)
         db = open_database(settings.database_url or sqlite_url(settings.data_dir))
-        return cls(settings.data_dir, settings.models_path, ChatRepository(db), PersonaRepository(db), db)
+        return cls(settings.data_dir, settings.models_path, ChatRepository(db), PersonaRepository(db), db,
+                   NotebookRepository(db))
 
     def close(self) -> None:
         if self.db is not None:

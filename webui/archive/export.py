@@ -27,16 +27,19 @@ from webui.archive.layout import (
     CHATS_DIR,
     MANIFEST,
     MODELS_DIR,
+    NOTEBOOK_FILE,
     PERSONA_AVATARS_DIR,
     PERSONAS_FILE,
     SETTINGS_YAML,
     ArchiveProblem,
 )
+from webui.archive.notebook import exported_prompts
 from webui.engine.catalog import scan_models_dir
 
 CHUNK = 1024 * 1024
 COUNTS = (
-    "chats", "messages", "message_versions", "personas", "character_files", "presets", "instruction_templates",
+    "chats", "messages", "message_versions", "personas", "notebook_prompts", "character_files", "presets",
+    "instruction_templates",
     "loras", "settings_files", "models_listed", "model_files_copied",
 )
 BIG_FILE = 1024 * 2**20  # members this large are written with zip64 headers
@@ -44,7 +47,7 @@ BIG_FILE = 1024 * 2**20  # members this large are written with zip64 headers
 
 @dataclass(frozen=True)
 class ExportScope:
-    """Whose chats and personas go in, and whether this install's own files do.
+    """Whose chats, personas and Notebook prompts go in, and whether this install's own files do.
 
     ``owners``: account names, None meaning the anonymous history (no accounts); ``None`` for the
     whole tuple means everyone's. ``server_files``: settings.yaml, model-settings.json,
@@ -208,6 +211,10 @@ def export_archive(
             w = _Writer(zf, when)
             _chats(w, source, written, counts)
             counts["personas"] = _personas(w, source, written)
+            if source.notebook is not None:
+                prompts = exported_prompts(source.notebook, written)
+                w.add_json(NOTEBOOK_FILE, prompts)
+                counts["notebook_prompts"] = len(prompts)
             _library(w, source, counts)
             models: list[dict[str, Any]] = []
             if scope.server_files:

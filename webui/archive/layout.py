@@ -5,6 +5,8 @@ An archive is a zip whose member names mirror the data dir::
     manifest.json                  format, version, app version, date, counts, models, every file's size + sha256
     chats/000001.json              one chat each, the chat export format (every message version) + "owner"
     personas.json                  [{"owner", "name", "description", "avatar"}]; avatars as personas/000001.png
+    notebook.json                  the Notebook's saved prompts: [{"owner", "name", "text", "updated_at"}]
+                                   (format version 2; a version 1 archive has none)
     characters/NAME.yaml|.png|...  <data-dir>/characters, as they are
     presets/NAME.yaml              <data-dir>/presets
     instruction-templates/NAME.jinja|.yaml
@@ -28,11 +30,12 @@ from typing import Literal
 from webui.errors import UserFacingError
 
 ARCHIVE_FORMAT = "webui-archive"
-ARCHIVE_VERSION = 1
+ARCHIVE_VERSION = 2  # 2: notebook.json (an older app refuses it as "made by a newer version")
 MANIFEST = "manifest.json"
 CHATS_DIR = "chats"
 PERSONAS_FILE = "personas.json"
 PERSONA_AVATARS_DIR = "personas"
+NOTEBOOK_FILE = "notebook.json"
 MODELS_DIR = "models"
 LORAS_DIR = "loras"
 # data-dir folders copied file by file (not recursive), with the suffixes each may hold
@@ -62,7 +65,7 @@ IMPORTABLE_SETTINGS = frozenset({
     "n_batch", "flash_attn", "cache_type", "use_mlock", "tensor_split",
 })
 
-Kind = Literal["manifest", "chat", "personas", "persona_avatar", "library", "lora", "settings", "model"]
+Kind = Literal["manifest", "chat", "personas", "persona_avatar", "notebook", "library", "lora", "settings", "model"]
 _CHAT = re.compile(r"^\d{1,9}\.json$")
 _AVATAR = re.compile(r"^\d{1,9}\.png$")
 _BAD_CHARS = re.compile(r'[\x00-\x1f\\:*?"<>|]')
@@ -122,6 +125,8 @@ def classify(name: str) -> Member:
         return Member("manifest", path)
     if name == PERSONAS_FILE:
         return Member("personas", path)
+    if name == NOTEBOOK_FILE:
+        return Member("notebook", path)
     if name in SETTINGS_FILES:
         return Member("settings", path)
     if top == CHATS_DIR and len(rest) == 1 and _CHAT.match(rest[0]):

@@ -10,7 +10,8 @@ Then, for what is already there:
   transaction each (a long single transaction would lock a running server's database for the whole
   import). Should one fail, the error names how many and which were imported, so that a re-run,
   which would add those again, is not done blindly;
-- a persona whose name the owner already uses is kept, the imported one skipped;
+- a persona whose name the owner already uses is kept, the imported one skipped; so is a Notebook
+  prompt (``webui.archive.notebook``; an archive without prompts, from before the Notebook, imports too);
 - a file (character, avatar, preset, template, LoRA metadata, settings.yaml, model file) that
   exists is kept and the imported one skipped (identical ones are counted as "already there");
   it is linked into place, so a file created meanwhile is not overwritten either;
@@ -43,6 +44,7 @@ from webui.archive.layout import (
     ARCHIVE_FORMAT,
     ARCHIVE_VERSION,
     MANIFEST,
+    NOTEBOOK_FILE,
     SETTINGS_FILES,
     SETTINGS_YAML,
     ArchiveLimits,
@@ -52,6 +54,7 @@ from webui.archive.layout import (
     check_size,
     classify,
 )
+from webui.archive.notebook import import_prompts, parse_prompts
 from webui.atomic_file import write_json_atomic
 from webui.chat.transfer import ImportProblem, parse_chat_file
 
@@ -104,6 +107,7 @@ class ImportOptions:
 class ImportReport:
     chats: int = 0
     personas: int = 0
+    notebook_prompts: int = 0
     added: list[str] = field(default_factory=list)  # files written
     same: list[str] = field(default_factory=list)  # already there, identical
     kept: list[str] = field(default_factory=list)  # yours kept, the imported one skipped
@@ -115,6 +119,8 @@ class ImportReport:
         """A summary for people, one line each."""
         out = [f"Imported {self.chats} chats and {self.personas} personas; {len(self.added)} files added"
                + (f", {len(self.same)} already there" if self.same else "") + "."]
+        if self.notebook_prompts:
+            out.append(f"Imported {self.notebook_prompts} saved Notebook prompts.")
         if self.owners:
             out.append("Chats went to the accounts: " + ", ".join(sorted(self.owners)) + ".")
         if self.kept:
@@ -137,6 +143,7 @@ class CheckedArchive:
     members: dict[str, tuple[zipfile.ZipInfo, Member]]
     chat_names: list[str]
     personas: list[dict[str, Any]]
+    notebook: list[dict[str, Any]] = field(default_factory=list)  # the saved prompts, checked
 
     def read(self, name: str) -> bytes:
         info, _member = self.members[name]
@@ -311,6 +318,8 @@ def open_archive(path: Path, limits: ArchiveLimits | None = None) -> Iterator[Ch
             archive = CheckedArchive(zf, manifest, members, chat_names, [])
             _check_chats(archive)
             _parse_personas(archive)
+            if NOTEBOOK_FILE in members:
+                archive.notebook = parse_prompts(archive.read(NOTEBOOK_FILE))
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
             raise _damaged(path, exc) from exc
         yield archive
@@ -499,6 +508,20 @@ def _import_personas(archive: CheckedArchive, target: DataDir, options: ImportOp
         report.personas += 1
 
 
+def _import_notebook(archive: CheckedArchive, target: DataDir, options: ImportOptions, report: ImportReport) -> None:
+    if not archive.notebook:
+        return
+    if target.notebook is None:
+        report.skipped.append(NOTEBOOK_FILE)
+        return
+    added, same, kept = import_prompts(
+        archive.notebook, target.notebook, lambda entry: entry.get("owner") if options.keep_owners else options.owner,
+        lambda owner: _user_id(target, owner, report))
+    report.notebook_prompts += added
+    report.same.extend(same)
+    report.kept.extend(kept)
+
+
 def import_archive(
     path: Path, target: DataDir, options: ImportOptions | None = None, limits: ArchiveLimits | None = None
 ) -> ImportReport:
@@ -516,6 +539,7 @@ def import_archive(
         try:
             _import_files(archive, target, options, report)
             _import_personas(archive, target, options, report)
+            _import_notebook(archive, target, options, report)
         except OSError as exc:
             raise ArchiveProblem(f"Cannot write into {target.path}: {exc.strerror or exc}") from exc
         except zipfile.BadZipFile as exc:  # changed on disk since it was checked

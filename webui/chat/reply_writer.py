@@ -41,18 +41,19 @@ class ReplyWriter:
             self._save(text, complete=False)
             self.last_flush = now
 
-    def finish(self, text: str) -> DiskFullError | None:
-        """Save the final ``text`` as complete; the error to report if it could not be saved."""
+    def finish(self, text: str, context_shifted: bool = False) -> DiskFullError | None:
+        """Save the final ``text`` as complete (``context_shifted``: generated from a shifted KV cache,
+        see ``GenerationStats``); the error to report if it could not be saved."""
         if self.version_id is None:
             return None
-        if self._save(text, complete=True):
+        if self._save(text, complete=True, context_shifted=context_shifted):
             return None
         return DiskFullError(REPLY_NOT_SAVED)
 
-    def _save(self, text: str, *, complete: bool) -> bool:
+    def _save(self, text: str, *, complete: bool, context_shifted: bool = False) -> bool:
         assert self.version_id is not None
         try:
-            self.repo.update_version(self.version_id, text, complete=complete)
+            self.repo.update_version(self.version_id, text, complete=complete, context_shifted=context_shifted)
         except DiskFullError as exc:
             if self.failure is None:
                 log.warning("reply %s not saved at %d chars: %s", self.version_id, len(text), exc)

@@ -61,6 +61,7 @@ class ReplyProgress:
     prompt_tokens: int = 0  # set on the last progress
     completion_tokens: int = 0  # set on the last progress
     cached_tokens: int = 0  # prompt tokens whose KV cache was reused (set on the last progress)
+    context_shifted: bool = False  # generated from a shifted KV cache (set on the last progress)
     # the generation's token log-probabilities so far (the handle's growing list; empty unless asked for)
     logprobs: list[Any] = field(default_factory=list)
 
@@ -525,7 +526,7 @@ class ChatService:
                 log.info("reply to %r abandoned by its reader after %d chars; stopping", session_key, len(generated))
             handle.cancel()  # a no-op when finished; stops the model if the consumer went away
             try:
-                unsaved = writer.finish(text())
+                unsaved = writer.finish(text(), handle.stats.context_shifted)
             finally:
                 self._untrack(session_key, handle)
         if unsaved is not None:  # the reader gets the whole reply, but it is not stored: say so
@@ -540,6 +541,7 @@ class ChatService:
             prompt_tokens=stats.prompt_tokens,
             completion_tokens=stats.completion_tokens,
             cached_tokens=stats.cached_tokens,
+            context_shifted=stats.context_shifted,
             logprobs=handle.logprobs,
         )
 

@@ -2,6 +2,7 @@
 
 * :mod:`webui.compat.bridge`: ``CompatBridge``, the one object the ``modules`` package reads the app
   through (owned by the ExtensionManager, attached by ``build_context``).
+* :mod:`webui.compat.gradio_compat`: Gradio 4 behaviour upstream extensions' ``ui()`` relies on.
 * :mod:`webui.compat.history`: upstream's ``{'internal': [[user, bot], ...], 'visible': ...}`` history.
 * ``webui/compat/modules/``: upstream's ``modules`` package (``shared``, ``chat``, ``ui``, ...) as far
   as extensions use it. The app never imports it: :func:`install_packages` registers it in

@@ -132,7 +132,9 @@ def default_shared_settings(settings: Settings) -> dict[str, Any]:
     return {**{k: v for k, v in params.items() if not isinstance(v, (dict, list))},
             "name1": settings.user_name, "mode": "chat", "character": "Assistant",
             "custom_stopping_strings": "", "truncation_length": params.get("truncation_length") or 2048,
-            "user_data_dir": str(settings.data_dir)}
+            "user_data_dir": str(settings.data_dir),
+            # upstream's defaults for its own gallery extension (which reads them with settings[...])
+            "gallery-items_per_page": 50, "gallery-open": False}
 
 
 class LiveMapping(MutableMapping[str, Any]):

@@ -14,7 +14,11 @@ Three mechanisms, tried in this order by ``load_prompt`` before the new tokens a
    them are moved back (``llama_memory_seq_rm`` + ``llama_memory_seq_add``, as llama-server and
    KoboldCpp's ContextShift do), so only the new turn is evaluated. The kept tokens' keys and values
    were computed while the dropped turns were still visible, so a reply can differ from one computed
-   from scratch on the same visible prompt; bench/long_chat.py measures how often.
+   from scratch on the same visible prompt; bench/context_reuse.py measures how often. Everything
+   computed after them leans on them, so the approximation stays in the cache (and in the states saved
+   from it) until that part is read again: ``PromptStates`` remembers from which position each cache
+   is approximate, and ``LoadReport.approximate`` says whether a prompt reused such tokens (the chat
+   marks those replies).
 
 The text the model is given is the one ``show prompt`` and ``/v1/internal/chat-prompt`` show in
 every case; only how much of it is read again changes.
@@ -103,12 +107,17 @@ class PromptStates:
 
         self.capacity_bytes = capacity_bytes
         self._cache = LlamaRAMCache(capacity_bytes)
+        # from which position a context shift made the KV cache approximate (None: exact throughout):
+        # the live context's, and each saved state's by its key
+        self.live_approximate_from: int | None = None
+        self._approximate_from: dict[tuple[int, ...], int] = {}
 
     def __len__(self) -> int:
         return len(self._cache.cache_state)
 
     def clear(self) -> None:
         self._cache.cache_state.clear()
+        self._approximate_from.clear()
 
     def save(self, llm: Any) -> None:
         """Keep the context's current state (a state it extends is dropped: it is superseded)."""
@@ -131,6 +140,11 @@ class PromptStates:
         state = LlamaState(input_ids=llm.input_ids[:n].copy(), scores=np.empty((0, 0), dtype=np.single), n_tokens=n,
                            llama_state=bytes(buf)[:written], llama_state_size=written, seed=0)
         self._cache[key] = state
+        self._approximate_from.pop(key, None)
+        if self.live_approximate_from is not None:
+            self._approximate_from[key] = self.live_approximate_from
+        for gone in [k for k in self._approximate_from if k not in self._cache.cache_state]:  # evicted
+            del self._approximate_from[gone]
 
     def states(self) -> list[Any]:
         """The saved states (llama-cpp-python ``LlamaState`` objects), least recently used first."""
@@ -150,6 +164,7 @@ class PromptStates:
             return False
         llm.input_ids[:state.n_tokens] = state.input_ids
         llm.n_tokens = state.n_tokens
+        self.live_approximate_from = self._approximate_from.get(key)
         return True
 
 
@@ -188,6 +203,9 @@ class LoadReport:
     evaluated: int
     restored: bool = False  # from a saved state
     shifted: int = 0  # tokens removed from the cache by a context shift
+    # the reused KV cache holds tokens computed after a context shift (this one or an earlier one):
+    # the reply may differ from a fresh read of the same prompt
+    approximate: bool = False
 
 
 def load_prompt(llm: Any, tokens: Sequence[int], states: PromptStates | None = None, *,
@@ -200,14 +218,19 @@ def load_prompt(llm: Any, tokens: Sequence[int], states: PromptStates | None = N
         restored = states is not None and states.restore(llm, start.state)
         if not restored:
             prefix = 0
+    approximate_from = states.live_approximate_from if states is not None else None
     if start.shift is not None and (restored or start.state is None):
         apply_shift(llm, start.shift)
         shifted = start.shift.drop
+        approximate_from = min(start.shift.keep, approximate_from if approximate_from is not None else len(tokens))
     if prefix > 0 and llm._ctx.kv_cache_seq_rm(-1, prefix, -1):
         llm.n_tokens = prefix
     else:
         llm.reset()
         prefix = 0
+    approximate = approximate_from is not None and prefix > approximate_from
+    if states is not None:  # the rest is read now: exact, unless it follows approximate tokens
+        states.live_approximate_from = approximate_from if approximate else None
     llm.eval(list(tokens[prefix:]))
     return LoadReport(prompt_tokens=len(tokens), reused=prefix, evaluated=len(tokens) - prefix, restored=restored,
-                      shifted=shifted)
+                      shifted=shifted, approximate=approximate)

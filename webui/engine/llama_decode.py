@@ -193,7 +193,8 @@ class LlamaDecoder:
         max_tokens = min(params.max_new_tokens, n_ctx - len(prompt))
         stats = GenerationStats(prompt_tokens=len(prompt))
         eog = set(self.req.eog_ids)
-        stats.cached_tokens = load_prompt(llm, prompt, self.req.prompt_states, shift=self.req.context_shift).reused
+        loaded = load_prompt(llm, prompt, self.req.prompt_states, shift=self.req.context_shift)
+        stats.cached_tokens, stats.context_shifted = loaded.reused, loaded.approximate
         chain = self._chain()
         try:
             while True:

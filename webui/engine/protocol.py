@@ -47,6 +47,9 @@ class GenerationStats:
     completion_tokens: int = 0
     finish_reason: FinishReason = "stop"
     cached_tokens: int = 0  # prompt tokens whose KV cache was reused rather than evaluated
+    # the reused KV cache holds tokens a context shift moved (this turn's or an earlier one's), so the
+    # reply may differ slightly from a fresh read of its prompt (webui/engine/llama_context.py)
+    context_shifted: bool = False
 
 
 @dataclass

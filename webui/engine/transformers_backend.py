@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from webui.engine.adapters import PeftAdapters
+from webui.engine.hf_prompt_cache import PromptCache, cache_kwarg
 from webui.engine.memory import model_bytes, rss_bytes
 from webui.engine.options import cuda_available, normalize
 from webui.engine.protocol import (
@@ -142,6 +143,8 @@ class TransformersModel(LoadedModel):
             bos_token_id=special_token_id(tokenizer.bos_token_id),
         )
         self._adapters = PeftAdapters()  # LoRA adapters peft injects into self._model in place
+        self.prompt_cache = PromptCache()  # the last request's KV cache (webui/engine/hf_prompt_cache.py)
+        self._cache_kwarg = cache_kwarg(model)
 
     def format_chat(self, messages: list[dict[str, str]]) -> str:
         return self._tok.apply_chat_template(
@@ -209,8 +212,8 @@ class TransformersModel(LoadedModel):
         if "logprobs" in GenerationParams.model_fields:
             params = params.model_copy(update={"logprobs": None})
         model.generate = catch  # this instance only, on the worker thread, for this one call
-        try:
-            self.generate(prompt, params, lambda text, n_tokens=1: True, hooks)
+        try:  # without the prompt cache: an inspection leaves it as it was
+            self._generate(prompt, params, lambda text, n_tokens=1: True, hooks, reuse_cache=False)
         except Caught:
             pass
         finally:
@@ -223,6 +226,10 @@ class TransformersModel(LoadedModel):
     def generate(
         self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None = None
     ) -> GenerationStats:
+        return self._generate(prompt, params, emit, hooks, reuse_cache=True)
+
+    def _generate(self, prompt: str, params: GenerationParams, emit: Emit, hooks: DecodeHooks | None,
+                  reuse_cache: bool) -> GenerationStats:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, set_seed
 
@@ -274,11 +281,20 @@ class TransformersModel(LoadedModel):
             from transformers import LogitsProcessorList
 
             kwargs["logits_processor"] = LogitsProcessorList(processors)
+        # the last request's KV cache where this prompt starts the same way (not for a prompt given as
+        # embeddings: the cache is keyed by token ids)
+        reuse = (self.prompt_cache.take(self._model, inputs["input_ids"][0].tolist())
+                 if reuse_cache and "inputs_embeds" not in inputs else None)
+        if reuse is not None:
+            kwargs[self._cache_kwarg] = reuse.cache
         with torch.inference_mode(), (recorder.attached(self._model) if recorder else nullcontext()):
             out = self._model.generate(**inputs, **kwargs)
+        if reuse is not None:
+            self.prompt_cache.keep(reuse.cache, out[0].tolist())
         n_new = int(out.shape[1]) - prompt_len
         reason = "length" if n_new >= params.max_new_tokens else "stop"
-        return GenerationStats(prompt_tokens=prompt_len, completion_tokens=n_new, finish_reason=reason)
+        return GenerationStats(prompt_tokens=prompt_len, completion_tokens=n_new, finish_reason=reason,
+                               cached_tokens=reuse.reused if reuse is not None else 0)
 
     def eos_ids(self) -> list[int]:
         """The tokens generate() stops on: the generation config's eos ids and the tokenizer's."""
@@ -303,15 +319,18 @@ class TransformersModel(LoadedModel):
         return out
 
     def apply_adapters(self, adapters: list[tuple[Path, float]]) -> None:
+        self.prompt_cache.clear()  # computed with other weights
         self._adapters.apply(self._model, adapters)
 
     def clear_adapters(self) -> None:
+        self.prompt_cache.clear()
         self._adapters.clear()
 
     def unload(self) -> None:
         import gc
 
         self._adapters = PeftAdapters()
+        self.prompt_cache.clear()
         self._model = None
         gc.collect()
 
@@ -324,6 +343,7 @@ class TransformersBackend(Backend):
         adapters=True,  # LoRA adapters through peft (webui/engine/adapters.py)
         extension_processors=True,
         token_hooks=True,
+        prompt_cache=True,  # the last request's KV cache, reused for a common prefix (webui/engine/hf_prompt_cache.py)
     )
 
     def can_load(self, path: str) -> bool:

@@ -105,12 +105,27 @@ class GenerationParams(BaseModel):
             return [p.strip() for p in value.replace(",", "\n").splitlines() if p.strip()]
         return value
 
+    @field_validator("sampler_priority")
+    @classmethod
+    def _priority_names(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in SAMPLER_PRIORITY_NAMES]
+        if unknown:
+            raise ValueError(f"unknown sampler names {unknown[:5]}; use text-generation-webui's: "
+                             f"{', '.join(SAMPLER_PRIORITY_NAMES)}")
+        return value
+
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0 or not self.do_sample
 
 
 DRY_BREAKERS = ("\n", ":", '"', "*")
+# text-generation-webui's sampler_priority names (its default order; SillyTavern sends this list)
+SAMPLER_PRIORITY_NAMES = (
+    "repetition_penalty", "presence_penalty", "frequency_penalty", "dry", "top_n_sigma", "temperature",
+    "dynamic_temperature", "quadratic_sampling", "top_k", "top_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
+    "tfs", "top_a", "min_p", "mirostat", "xtc", "encoder_repetition_penalty", "no_repeat_ngram",
+)
 
 
 def parse_string_list(text: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from types import MappingProxyType
 from typing import Any
 
 from webui.errors import UserFacingError
@@ -11,6 +12,16 @@ from webui.plugins.loader import ExtensionSource, requirements_problems
 from webui.plugins.params import ParamError, ParamSpec, infer_specs
 from webui.plugins.static_info import StaticInfo, missing_imports
 from webui.plugins.store import SettingsStore
+
+# Extensions this app used to ship whose samplers are now GenerationParams fields: a settings file or
+# ``--extensions`` that still names one is told where the sampler went (name -> Parameters-tab group).
+BUILT_IN_NOW = MappingProxyType({"dry": "DRY", "xtc": "XTC", "mirostat": "Mirostat"})
+
+
+def built_in_now(name: str) -> str | None:
+    """Why ``name`` is no extension any more (it became a built-in sampler), or None."""
+    group = BUILT_IN_NOW.get(name)
+    return None if group is None else f"{name} is built in now: set {group} on the Parameters tab or in the request"
 
 
 def file_problem(name: str, source: ExtensionSource, static: StaticInfo | None) -> str | None:

@@ -376,7 +376,7 @@ class ExtensionManager(SamplerDispatch):
             self.discover()
             source = self._sources.get(name)
         if source is None:
-            raise ExtensionError(f"unknown extension {name!r}; available: "
+            raise ExtensionError(listing.built_in_now(name) or f"unknown extension {name!r}; available: "
                                  f"{', '.join(sorted(self._sources)) or 'none'}")
         return source
 
@@ -475,7 +475,8 @@ class ExtensionManager(SamplerDispatch):
                 values, back = upstream.adapt_history(spec.name, values)
             extras = tuple(k for k in values if k not in spec.args)
             call_args, kwargs = ext.plan(spec.name, extras).bind(values)
-            result = ext.hooks[spec.name](*call_args, **kwargs)
+            with upstream.calling(ext.upstream, spec.name):
+                result = ext.hooks[spec.name](*call_args, **kwargs)
             return True, back(result) if back is not None else result
         except Exception as exc:  # noqa: BLE001 - isolation: any extension error is reported
             self._fail(ext.name, spec.name, exc)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,15 @@ from webui.plugins.loader import ExtensionSource
 DOCS = "docs/extensions.md#extensions-written-for-text-generation-webui"
 # hooks whose ``history`` argument an upstream-style extension receives in upstream's shape
 HISTORY_HOOKS = frozenset({"history_modifier", "custom_generate_chat_prompt"})
+
+
+def calling(is_upstream: bool, hook: str) -> contextlib.AbstractContextManager[None]:
+    """Around an extension's hook call: Gradio 4's ``gr.Dataset`` samples in an upstream-style ``ui()``."""
+    if is_upstream and hook == "ui":
+        from webui.compat.gradio_compat import upstream_components
+
+        return upstream_components()
+    return contextlib.nullcontext()
 
 
 def prepare_import(bridge: CompatBridge, directories: Sequence[Path]) -> None:

@@ -83,7 +83,15 @@ def _m003_notebook_prompts(op: Operations) -> None:
     op.create_index("ix_notebook_prompts_user_id", "notebook_prompts", ["user_id"])
 
 
-MIGRATIONS: list[Callable[[Operations], None]] = [_m001_initial, _m002_personas, _m003_notebook_prompts]
+def _m004_context_shifted(op: Operations) -> None:
+    # a reply generated from a shifted KV cache (webui/engine/llama_context.py): the UI marks it
+    op.add_column("message_versions",
+                  sa.Column("context_shifted", sa.Boolean, nullable=False, server_default=sa.false()))
+
+
+MIGRATIONS: list[Callable[[Operations], None]] = [
+    _m001_initial, _m002_personas, _m003_notebook_prompts, _m004_context_shifted,
+]
 
 _version_table = sa.Table(
     "schema_version", sa.MetaData(), sa.Column("version", sa.Integer, nullable=False)

@@ -63,6 +63,8 @@ class MessageVersion(Base):
     idx: Mapped[int] = mapped_column(Integer, nullable=False)
     content: Mapped[str] = mapped_column(Text, nullable=False, default="")
     complete: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # generated from a KV cache a context shift changed: it may differ slightly from a fresh read
+    context_shifted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     message: Mapped[Message] = relationship(back_populates="versions")

@@ -36,6 +36,7 @@ class MessageRecord:
     active_version: int
     version_count: int
     complete: bool
+    context_shifted: bool = False  # generated from a shifted KV cache (GenerationStats.context_shifted)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,8 @@ class ChatRepository:
                 s.add(copy)
                 s.flush()
                 for v in msg.versions:
-                    s.add(MessageVersion(message_id=copy.id, idx=v.idx, content=v.content, complete=True))
+                    s.add(MessageVersion(message_id=copy.id, idx=v.idx, content=v.content, complete=True,
+                                         context_shifted=v.context_shifted))
             s.flush()
             return _conv_record(new)
 
@@ -261,7 +263,8 @@ class ChatRepository:
                 .order_by(Message.position)
             ).all()
             return [
-                MessageRecord(m.id, m.position, m.role, v.content, v.id, m.active_version, n, v.complete)
+                MessageRecord(m.id, m.position, m.role, v.content, v.id, m.active_version, n, v.complete,
+                              v.context_shifted)
                 for m, v, n in rows
             ]
 
@@ -279,8 +282,10 @@ class ChatRepository:
             reply, ver = self._append(s, conv, "assistant", "", complete=False)
             return TurnIds(user_msg.id if user_msg else None, reply.id, ver.id)
 
-    def update_version(self, version_id: int, content: str, complete: bool) -> None:
-        """Write a reply's text so far (called about once a second while streaming).
+    def update_version(self, version_id: int, content: str, complete: bool, *, context_shifted: bool = False) -> None:
+        """Write a reply's text so far (called about once a second while streaming). ``context_shifted``
+        marks the version as generated from a shifted KV cache (a later write never clears the mark: a
+        continued reply keeps its first part's).
 
         The conversation row first, then the version: the order every writer locks them in, so
         writers on one chat in two app instances wait for each other instead of deadlocking.
@@ -294,11 +299,10 @@ class ChatRepository:
                 .scalar_subquery()
             )
             s.execute(update(Conversation).where(Conversation.id == conv_id).values(updated_at=now))
-            s.execute(
-                update(MessageVersion)
-                .where(MessageVersion.id == version_id)
-                .values(content=_text(content), complete=complete, updated_at=now)
-            )
+            values: dict[str, Any] = {"content": _text(content), "complete": complete, "updated_at": now}
+            if context_shifted:
+                values["context_shifted"] = True
+            s.execute(update(MessageVersion).where(MessageVersion.id == version_id).values(**values))
 
     def _owned_message(self, s: Session, message_id: int, user_id: int | None, *, lock: bool = False) -> Message:
         """The message if ``user_id`` owns its chat; ``lock``: hold the chat's write lock (see ``_owned``)."""
@@ -333,13 +337,13 @@ class ChatRepository:
             msg.active_version = max(0, min(idx, top))
 
     def edit_message(self, message_id: int, content: str, user_id: int | None = None) -> None:
-        """Replace the text of the message's active version."""
+        """Replace the text of the message's active version (the user's text now: no context-shift mark)."""
         with self._sessions.begin() as s:
             msg = self._owned_message(s, message_id, user_id, lock=True)
             s.execute(
                 update(MessageVersion)
                 .where(MessageVersion.message_id == message_id, MessageVersion.idx == msg.active_version)
-                .values(content=_text(content), complete=True, updated_at=utcnow())
+                .values(content=_text(content), complete=True, context_shifted=False, updated_at=utcnow())
             )
             msg.conversation.updated_at = utcnow()
 

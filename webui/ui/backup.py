@@ -79,7 +79,8 @@ def _acting(ctx: AppContext, request: gr.Request | None) -> tuple[str | None, bo
 def _data_dir(ctx: AppContext) -> DataDir:
     if ctx.personas is None:
         raise UserFacingError("Backups need the persona store, which this app was started without.")
-    return DataDir(ctx.settings.data_dir, ctx.settings.models_path, ctx.repo, ctx.personas)
+    return DataDir(ctx.settings.data_dir, ctx.settings.models_path, ctx.repo, ctx.personas,
+                   notebook=ctx.notebooks)
 
 
 @action

@@ -51,10 +51,12 @@ def display(messages: list[MessageRecord]) -> list[dict[str, Any]]:
 
 
 def versions_value(messages: list[MessageRecord]) -> str:
-    """Each message's "active/count/role" (role ``u`` or ``a`` as shown), comma-separated: the value
-    of the page script's component (``ChatComponents.tools``), which draws ``<`` ``n/m`` ``>`` and
-    the last reply's buttons from it."""
-    return ",".join(f"{m.active_version + 1}/{m.version_count}/{'u' if m.role == 'user' else 'a'}" for m in messages)
+    """Each message's "active/count/role" (role ``u`` or ``a`` as shown), with "/s" after it when the
+    shown version was generated from a shifted KV cache, comma-separated: the value of the page
+    script's component (``ChatComponents.tools``), which draws ``<`` ``n/m`` ``>``, the context-shift
+    marker and the last reply's buttons from it."""
+    return ",".join(f"{m.active_version + 1}/{m.version_count}/{'u' if m.role == 'user' else 'a'}"
+                    + ("/s" if m.context_shifted else "") for m in messages)
 
 
 def stats_line(seconds: float, first_token: float | None, completion_tokens: int, prompt_tokens: int,

@@ -16,8 +16,12 @@ def gradio(*keys: Any) -> list[Any]:
 
 
 def get_available_characters() -> list[str]:
+    """The characters' names, read from their folders now (as upstream scans its folder on each call)."""
     bridge = current()
-    return bridge.chat.characters.names() if bridge.chat is not None else []
+    if bridge.chat is None:
+        return []
+    bridge.chat.characters.reload()
+    return bridge.chat.characters.names()
 
 
 def get_available_models() -> list[str]:

@@ -11,8 +11,8 @@ const clickButton = (id) => { const b = document.getElementById(id); if (b) b.cl
 // -- the buttons on each message -----------------------------------------------------------
 function versions() {
   return String(props.value || '').split(',').filter(Boolean).map((s) => {
-    const [active, count, role] = s.split('/');
-    return { active: Number(active), count: Number(count), role };
+    const [active, count, role, flag] = s.split('/');
+    return { active: Number(active), count: Number(count), role, shifted: flag === 's' };
   });
 }
 
@@ -21,8 +21,13 @@ function button(act, index, title, icon, text) {
     `aria-label="${title}">${icon ? ICONS[icon] : ''}${text || ''}</button>`;
 }
 
+const SHIFTED = 'Context shifted: the oldest turns were dropped from the cache without re-reading; ' +
+  'the reply may differ slightly from a fresh read';
+
 function toolbar(i, v, last) {
   let html = '';
+  if (v && v.shifted) html += `<span class="msg-shifted" role="img" tabindex="0" title="${SHIFTED}" ` +
+    `aria-label="${SHIFTED}">≈ shifted</span>`;
   if (v && v.count > 1) {
     html += button('prev', i, 'Previous version', 'left') +
       `<span class="msg-version" title="Version ${v.active} of ${v.count}">${v.active}/${v.count}</span>` +
@@ -54,7 +59,7 @@ function decorate() {
   rows.forEach((row, i) => {
     const v = vs[i];
     const last = i === rows.length - 1;
-    const key = `${i}:${v.active}/${v.count}/${v.role}:${last}`;
+    const key = `${i}:${v.active}/${v.count}/${v.role}/${v.shifted}:${last}`;
     const host = buttonsOf(row);
     host.classList.toggle('last-message', last);
     if (v.role === 'u') host.classList.add('user-buttons');
