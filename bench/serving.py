@@ -107,13 +107,16 @@ def api_ask(url: str, content: str, max_tokens: int, count) -> tuple[float, floa
     return stamps[0][0], decode_rate(stamps)
 
 
-def ui_rate(url: str, count) -> float:  # type: ignore[no-untyped-def]
+def ui_rate(url: str, max_tokens: int, count) -> float:  # type: ignore[no-untyped-def]
     """Through the UI, as the page does it: Gradio's ``prepare`` step, then the reply's own event
-    stream (``live-reply/<token>``, what the page writes into the live bubble)."""
+    stream (``live-reply/<token>``, what the page writes into the live bubble). The Parameters tab
+    holds the same sampling settings and reply length as raw's requests: decode slows as a reply
+    grows, so a longer reply would read as a slower app."""
     ui = GradioSession(url, f"bench-{time.monotonic_ns()}")
     ui.page_load()
     ui.run("new_chat")
-    events = [(now, e["html"]) for now, e in ui.live_reply("prepare", {"chat-input": LONG}) if e.get("html")]
+    values = {"chat-input": LONG, "param-max_new_tokens": max_tokens, **{f"param-{k}": v for k, v in SAMPLING.items()}}
+    events = [(now, e["html"]) for now, e in ui.live_reply("prepare", values) if e.get("html")]
     # counted after the reply, as raw's deltas are: the bench's own work must not compete with the app's
     return decode_rate([(now, count(html_text(html))) for now, html in events])
 
@@ -168,7 +171,7 @@ def main() -> None:
                 with paused(raw.proc):
                     rates["api"].append(api_ask(url, LONG, args.max_tokens, count)[1])
                     ttft["api"].append(api_ask(url, SHORT, 8, count)[0])
-                    rates["ui"].append(ui_rate(url + "/", count))
+                    rates["ui"].append(ui_rate(url + "/", args.max_tokens, count))
         finally:
             raw.close()
             app.terminate()
