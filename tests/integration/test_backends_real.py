@@ -87,6 +87,22 @@ def test_gguf_cancel(llama_engine: Engine) -> None:
     assert handle.stats.finish_reason == "cancelled" and n < 10
 
 
+def test_a_context_size_between_llamas_paddings_takes_prompts_up_to_the_padded_size(embedded_gguf: Path) -> None:
+    """llama.cpp pads n_ctx to a multiple of 256: asked for 384 it has 512, and a 450-token prompt must
+    answer (it crashed in llama-cpp-python's eval while its buffer was sized 384)."""
+    engine = Engine()
+    try:
+        engine.load(ModelSpec(path=str(embedded_gguf), loader="llama.cpp", options={"n_ctx": 384}))
+        assert engine.model_info is not None and engine.model_info.context_length == 512
+        long = " ".join(f"word{i}" for i in range(125))
+        prompt = engine.format_chat([{"role": "user", "content": long}])
+        assert 384 < engine.count_tokens(prompt) < 500
+        handle = engine.generate(prompt, GenerationParams(temperature=0, max_new_tokens=8))
+        assert handle.text() and handle.error is None
+    finally:
+        engine.shutdown()
+
+
 def test_corrupt_gguf_is_a_clear_error(tmp_path: Path, embedded_gguf: Path) -> None:
     engine = Engine()
     try:

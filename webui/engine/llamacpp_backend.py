@@ -324,7 +324,15 @@ class LlamaCppModel(LoadedModel):
         self._llm = None
 
 
+LLAMA_CTX_PAD = 256  # llama.cpp rounds the context up to a multiple of this
 CACHE_TYPES = {"f16": "GGML_TYPE_F16", "q8_0": "GGML_TYPE_Q8_0", "q4_0": "GGML_TYPE_Q4_0"}
+
+
+def padded_n_ctx(n_ctx: int) -> int:
+    """``n_ctx`` rounded up to llama.cpp's padding of the context (256). llama.cpp pads it anyway and
+    reports the padded size, while llama-cpp-python sizes its token buffer to the size asked: with
+    384 asked, a prompt of 384-511 tokens passed the length check against 512 and crashed in ``eval``."""
+    return -(-n_ctx // LLAMA_CTX_PAD) * LLAMA_CTX_PAD if n_ctx > 0 else n_ctx
 
 
 def llama_kwargs(options: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +340,7 @@ def llama_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     import llama_cpp
 
     kwargs: dict[str, Any] = {
-        "n_ctx": int(options["n_ctx"]),
+        "n_ctx": padded_n_ctx(int(options["n_ctx"])),
         "n_threads": int(options["threads"]) or default_threads(),
         "n_gpu_layers": int(options["n_gpu_layers"]),
         "n_batch": int(options["n_batch"]),
