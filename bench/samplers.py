@@ -2,7 +2,8 @@
 
 Three paths on the embedded model, interleaved in rounds, medians of decode tok/s (prefill excluded):
 
-- ``neutral``: temperature 0.7, top_p 0.9, nothing else (the engine, webui.engine.llama_samplers);
+- ``neutral``: neutral parameters (temperature 1, top_p 1, nothing else; the engine,
+  webui.engine.llama_samplers); ``--temperature``/``--top-p`` change both paths' base;
 - ``samplers``: the same plus ban_eos_token, repetition_penalty 1.2 and DRY 0.8 (native samplers);
 - ``python``: the same samplers as llama-cpp-python ``logits_processor`` callbacks over the 49k-token
   vocabulary (how the app ran them before: webui.generation.penalties + a Python DRY), for comparison.
@@ -33,22 +34,34 @@ from webui.engine.engine import Engine  # noqa: E402
 from webui.generation.params import GenerationParams  # noqa: E402
 
 PROMPT = "Write a very long story about a dragon who learns to bake bread. Use many paragraphs."
-BASE = {"temperature": 0.7, "top_p": 0.9, "seed": 11}
+SEED = 11
 SAMPLERS = {"ban_eos_token": True, "repetition_penalty": 1.2, "dry_multiplier": 0.8}
 
 
-def engine_rate(engine: Engine, prompt: str, params: GenerationParams) -> float:
-    """tok/s between the first and the last delta of one reply through the engine."""
+Stamps = list[tuple[float, int]]  # (time, tokens so far) at each delta
+
+
+def engine_stamps(engine: Engine, prompt: str, params: GenerationParams) -> Stamps:
+    """One reply through the engine: when each delta came and how many tokens had come by then."""
     handle = engine.generate(prompt, params)
-    first: float | None = None
+    stamps: Stamps = []
     for _ in handle:
-        first = first or time.perf_counter()
-    end = time.perf_counter()
-    tokens = handle.stats.completion_tokens - 1
-    return tokens / (end - first) if first and end > first else 0.0
+        stamps.append((time.perf_counter(), handle.stats.completion_tokens))
+    return stamps
 
 
-def python_rate(engine: Engine, prompt: str, max_tokens: int) -> float:
+def rate_upto(stamps: Stamps, n: int) -> float:
+    """tok/s from the first delta to the last one within the first ``n`` tokens. Replies of one round are
+    compared over the same number of tokens: neutral ones may end early (no ban_eos), and decode slows as
+    a reply grows, so a shorter reply would read as faster sampling."""
+    inside = [(t, k) for t, k in stamps if k <= n]
+    if len(inside) < 2:
+        return 0.0
+    (t0, k0), (t1, k1) = inside[0], inside[-1]
+    return (k1 - k0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def python_stamps(engine: Engine, prompt: str, max_tokens: int, base: dict[str, Any]) -> Stamps:
     """The same samplers as Python logits processors in llama-cpp-python's create_completion."""
     from llama_cpp import LogitsProcessorList
 
@@ -59,8 +72,8 @@ def python_rate(engine: Engine, prompt: str, max_tokens: int) -> float:
     model: Any = engine.model
     llm = model._llm
 
-    def run() -> float:
-        params = GenerationParams(**BASE, **SAMPLERS)
+    def run() -> Stamps:
+        params = GenerationParams(**base, **SAMPLERS)
         penalties = numpy_processor(PenaltyConfig.from_params(params, model.eog_ids))
 
         class Tok:  # dry_breaker_ids wants a transformers-like tokenizer
@@ -68,17 +81,15 @@ def python_rate(engine: Engine, prompt: str, max_tokens: int) -> float:
                 return {"input_ids": llm.tokenize(text.encode(), add_bos=False, special=False)}
 
         dry = for_llama_cpp(DRY(0.8, 1.75, 2, dry_breaker_ids(Tok(), params.dry_sequence_breakers), 0))
-        stream = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.7, top_p=0.9, top_k=0,
+        stream = llm.create_completion(prompt, max_tokens=max_tokens, temperature=base["temperature"],
+                                       top_p=base["top_p"], top_k=0,
                                        min_p=0.0, repeat_penalty=1.0, seed=11, stream=True,
                                        logits_processor=LogitsProcessorList([penalties, dry]))
-        first: float | None = None
-        n = 0
+        stamps: Stamps = []
         for chunk in stream:
             if chunk["choices"][0]["text"]:
-                first = first or time.perf_counter()
-                n += 1
-        end = time.perf_counter()
-        return (n - 1) / (end - first) if first and end > first else 0.0
+                stamps.append((time.perf_counter(), len(stamps) + 1))
+        return stamps
 
     return engine.worker.call(run)
 
@@ -133,6 +144,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=0, help="0: the app's default")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--no-python", action="store_true", help="skip the Python-processor comparison")
     args = parser.parse_args()
     spec = embedded_spec()
@@ -140,16 +153,21 @@ def main() -> None:
     engine = Engine()
     engine.load(spec)
     prompt = engine.format_chat([{"role": "user", "content": PROMPT}])
-    neutral = GenerationParams(**BASE, max_new_tokens=args.max_tokens)
-    samplers = GenerationParams(**BASE, **SAMPLERS, max_new_tokens=args.max_tokens)
+    base = {"temperature": args.temperature, "top_p": args.top_p, "seed": SEED}
+    neutral = GenerationParams(**base, max_new_tokens=args.max_tokens)
+    samplers = GenerationParams(**base, **SAMPLERS, max_new_tokens=args.max_tokens)
     rates: dict[str, list[float]] = {"neutral": [], "samplers": [], "python": []}
-    engine_rate(engine, prompt, neutral)  # warm-up
+    engine_stamps(engine, prompt, neutral)  # warm-up
     for i in range(args.rounds):
-        rates["neutral"].append(engine_rate(engine, prompt, neutral))
-        rates["samplers"].append(engine_rate(engine, prompt, samplers))
+        replies = {"neutral": engine_stamps(engine, prompt, neutral),
+                   "samplers": engine_stamps(engine, prompt, samplers)}
         if not args.no_python:
-            rates["python"].append(python_rate(engine, prompt, args.max_tokens))
-        print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items() if v), flush=True)
+            replies["python"] = python_stamps(engine, prompt, args.max_tokens, base)
+        common = min(stamps[-1][1] for stamps in replies.values())
+        for name, stamps in replies.items():
+            rates[name].append(rate_upto(stamps, common))
+        print(f"round {i + 1} (first {common} tokens): " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items() if v),
+              flush=True)
     med = {k: statistics.median(v) for k, v in rates.items() if v}
     print("median decode tok/s: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()))
     print(f"samplers / neutral = {med['samplers'] / med['neutral']:.3f} (target >= 0.95)")
