@@ -8,6 +8,9 @@
   ``gr.Dataset`` select handler gets the whole ``[card_html, name]`` sample in ``evt.value`` (Gradio 4's
   behaviour), so picking a card sets the chat's character; a list of samples returned to it is its
   new samples (the filter), read from the characters folder at that time.
+* an upstream-style output_modifier (``tgw_colors``: a coloured ``<span>`` per word, as upstream's
+  perplexity_colors per token) changes only what the chat draws: the API's reply and the stored
+  reply are the model's text, the next prompt has no spans, the chat's value has the spans as HTML.
 * ``shared.tokenizer`` encodes with the loaded model's own tokenizer (a tiny real Llama through
   transformers), compared with that tokenizer loaded on its own.
 """
@@ -41,7 +44,8 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     Image.new("RGB", (600, 800), (200, 30, 30)).save(data / "picture.png")
     (data / "characters").mkdir()
     (data / "characters" / "Gardener.yaml").write_text("name: Gardener\ncontext: Gardener tends roses.\n")
-    app = start_app(data, "--extensions", "tgw_broken", "tgw_unmet", "tgw_ui", "tgw_prompt", "tgw_gallery")
+    app = start_app(data, "--extensions", "tgw_broken", "tgw_unmet", "tgw_ui", "tgw_prompt", "tgw_gallery",
+                    "tgw_colors")
     try:
         yield app
     finally:
@@ -73,6 +77,34 @@ def test_an_enabled_extensions_ui_is_on_the_page(started: RunningApp) -> None:
     assert wired and textbox in wired[0]["outputs"]  # utils.gradio("textbox") named the chat's message box
 
 
+def test_an_upstream_output_modifier_colours_the_chat_not_the_api_or_the_prompt(started: RunningApp) -> None:
+    from webui.storage.db import open_database, sqlite_url
+    from webui.storage.repository import ChatRepository
+    from webui.ui import chat_view
+
+    body = {"messages": [{"role": "user", "content": "Name three fruits."}], "max_tokens": 12, "save": True}
+    first = httpx.post(f"{started.url}/v1/chat/completions", json=body, timeout=120).json()
+    text = first["choices"][0]["message"]["content"]
+    assert text.strip() and "<span" not in text
+    follow = {"messages": [{"role": "user", "content": "And one more?"}], "max_tokens": 12,
+              "conversation_id": first["conversation_id"], "stream": True}
+    with httpx.stream("POST", f"{started.url}/v1/chat/completions", json=follow, timeout=120) as streamed:
+        chunks = [line for line in streamed.iter_lines() if line.startswith("data: {")]
+    assert chunks and not any("<span" in line for line in chunks)
+
+    repo = ChatRepository(open_database(sqlite_url(started.data_dir)))
+    messages = repo.messages(first["conversation_id"])
+    replies = [m for m in messages if m.role == "assistant"]
+    assert len(replies) == 2 and replies[0].content == text
+    assert all("<span" not in m.content for m in replies)
+    assert all('<span style="color: #' in (m.display or "") for m in replies if m.content.strip())
+    history = [{"role": m.role, "content": m.content} for m in messages]  # what the next turn's prompt is built on
+    prompt = httpx.post(f"{started.url}/v1/internal/chat-prompt", json={"messages": history}, timeout=60).json()
+    assert text.strip() in prompt["prompt"] and "<span" not in prompt["prompt"]
+    drawn = chat_view.display(messages)[-1]["content"]  # the Chatbot's value for this chat
+    assert '<span style="color:#' in drawn and "&lt;span" not in drawn
+
+
 def test_shared_tokenizer_is_the_loaded_models(tmp_path: Path, tiny_llama_dir: Path) -> None:
     from transformers import AutoTokenizer
 
@@ -81,8 +113,9 @@ def test_shared_tokenizer_is_the_loaded_models(tmp_path: Path, tiny_llama_dir: P
     ctx = build_context(Settings(data_dir=data, extensions=["tgw_tokens"]), load_model=False)
     try:
         ctx.engine.load(ModelSpec(path=str(tiny_llama_dir), loader="transformers", display_name="tiny"))
-        reply = list(ctx.chat.answer([("user", "Hello")], GenerationParams(max_new_tokens=4, seed=1)))[-1].text
-        text, _, note = reply.rpartition(" <")
+        final = list(ctx.chat.answer([("user", "Hello")], GenerationParams(max_new_tokens=4, seed=1)))[-1]
+        text, _, note = (final.display or "").rpartition(" <")  # upstream-style: what the chat draws
+        assert text == final.text
         own = AutoTokenizer.from_pretrained(tiny_llama_dir)
         assert note.startswith(f"{len(own.encode(text, add_special_tokens=False))} tokens")
         assert note.endswith(f"eos {own.eos_token_id}, tiny>")  # the extension read shared.tokenizer.eos_token_id

@@ -168,7 +168,8 @@ def test_upstream_hooks_get_upstreams_history_and_change_the_prompt(app_ctx: App
     # history_modifier marked the earlier user message (upstream's shape, the pending input left out);
     # custom_generate_chat_prompt rendered through chat.generate_chat_prompt, then added its note.
     assert sent == plain.replace("hi", "[seen] hi") + " [note from tgw_prompt]"
-    assert reply.text == "Hello there! (chat)"  # output_modifier with shared.is_chat()
+    # output_modifier with shared.is_chat(): upstream-style, so what the chat draws, not the API's text
+    assert (reply.text, reply.display) == ("Hello there!", "Hello there! (chat)")
     state = app_ctx.chat.prepare_answer(list(HISTORY), GenerationParams()).turn.state
     assert state["seen_by_tgw_prompt"] is True and isinstance(state["history"], list)  # ours again
 

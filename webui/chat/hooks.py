@@ -18,9 +18,11 @@ state_modifier, input_modifier(is_chat=False), custom_generate_reply or the mode
 DecodeHooks, and its ``deltas()``/``text()`` apply output_modifier(is_chat=False).
 
 Storage: a message has one text. The user's message is stored as ``visible_text`` (what the
-chat shows); the internal ``text`` is what this turn's prompt sees. The reply is stored as shown,
-i.e. after output_modifier; the text a bot_prefix_modifier adds steers the model but is not part
-of the reply.
+chat shows); the internal ``text`` is what this turn's prompt sees. The reply is stored after this
+app's extensions' output_modifier; what the output_modifier of extensions written for
+text-generation-webui makes of it is only drawn by the chat (the version's ``display``, upstream's
+``visible`` text): prompts, the API and exports get the stored text. The text a bot_prefix_modifier
+adds steers the model but is not part of the reply.
 """
 
 from __future__ import annotations
@@ -327,18 +329,39 @@ class TurnHooks:
         assert self.extensions is not None
         return str(self.extensions.pipe("output_modifier", string=text, state=turn.state, is_chat=turn.is_chat))
 
-    def outputs(self, progress: Iterator[P], turn: Turn, persist: Callable[[str], None]) -> Iterator[P]:
-        """output_modifier on each ``progress.text`` (ReplyProgress-like dataclasses); the final
-        modified text is stored with ``persist`` when it differs from the model's."""
+    def modify_chat_output(self, text: str, turn: Turn) -> tuple[str, str | None]:
+        """output_modifier on a chat reply: (the reply to store, what the chat draws instead or None).
+
+        This app's extensions change the stored reply (docs/extensions.md); then those written for
+        text-generation-webui change only what is drawn, as upstream keeps their result as the
+        message's ``visible`` text while the model, the API and later prompts get the ``internal`` one."""
+        if not self._has("output_modifier"):
+            return text, None
+        assert self.extensions is not None
+        ext, stored = self.extensions, text
+        if ext.implementers("output_modifier", upstream=False):
+            stored = str(ext.pipe("output_modifier", upstream=False, string=text, state=turn.state, is_chat=True))
+        if not ext.implementers("output_modifier", upstream=True):
+            return stored, None
+        shown = str(ext.pipe("output_modifier", upstream=True, string=stored, state=turn.state, is_chat=True))
+        return stored, (shown if shown != stored else None)
+
+    def outputs(self, progress: Iterator[P], turn: Turn, persist: Callable[[str, str | None], None]) -> Iterator[P]:
+        """``modify_chat_output`` on each ``progress.text`` (ReplyProgress-like dataclasses with a
+        ``display`` field); the final stored text and display are saved with ``persist`` when either
+        differs from the model's text."""
         if turn.state.get("goal") == "impersonate":  # as upstream: an impersonated message is not a reply
             yield from progress
             return
         for item in progress:
             text: str = item.text  # type: ignore[attr-defined]
-            shown = self.modify_output(text, turn)
-            if getattr(item, "done", False) and shown != text:
-                persist(shown)
-            yield replace(item, text=shown) if shown != text else item  # type: ignore[type-var]
+            stored, shown = self.modify_chat_output(text, turn)
+            if stored == text and shown is None:
+                yield item
+                continue
+            if getattr(item, "done", False):
+                persist(stored, shown)
+            yield replace(item, text=stored, display=shown)  # type: ignore[type-var]
 
     # ----------------------------------------------------------------- raw completions (API)
 

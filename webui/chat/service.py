@@ -62,6 +62,7 @@ class ReplyProgress:
     completion_tokens: int = 0  # set on the last progress
     cached_tokens: int = 0  # prompt tokens whose KV cache was reused (set on the last progress)
     context_shifted: bool = False  # generated from a shifted KV cache (set on the last progress)
+    display: str | None = None  # what the chat draws instead of ``text`` (TurnHooks.modify_chat_output)
     # the generation's token log-probabilities so far (the handle's growing list; empty unless asked for)
     logprobs: list[Any] = field(default_factory=list)
 
@@ -369,7 +370,8 @@ class ChatService:
         yield from self.hooks.outputs(
             self._stream(handle, version_id, session_key, min_interval, prepared.built.dropped_turns),
             turn,
-            lambda t: version_id is not None and self.repo.update_version(version_id, t, complete=True),
+            lambda t, shown: version_id is not None and self.repo.update_version(version_id, t, complete=True,
+                                                                                 display=shown),
         )
 
     def prepare_answer(self, history: list[tuple[str, str]], params: GenerationParams, *,
@@ -475,9 +477,8 @@ class ChatService:
                 self.repo.update_version(version_id, prefix, complete=True)
             raise
         stream = self._stream(handle, version_id, session_key, min_interval, built.dropped_turns, prefix=prefix)
-        yield from self.hooks.outputs(
-            stream, turn, lambda t: version_id is not None and self.repo.update_version(version_id, t, complete=True)
-        )
+        yield from self.hooks.outputs(stream, turn, lambda t, shown: version_id is not None
+                                      and self.repo.update_version(version_id, t, complete=True, display=shown))
 
     def _hook_info(
         self, conv: ConversationRecord, history: list[tuple[str, str]], user_id: int | None, goal: str = "reply"

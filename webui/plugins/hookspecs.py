@@ -123,7 +123,8 @@ HOOKS: Mapping[str, HookSpec] = _specs(
     HookSpec("output_modifier", "pipe", ("string", "state", "is_chat"), {"is_chat": False},
              returns=("string",),
              doc="On the model's reply (on each streamed update and the final text): the "
-                 "modified text is shown and stored. Returns the string."),
+                 "modified text is shown and stored; in a chat, that of an extension written for "
+                 "text-generation-webui is only shown (see What is stored). Returns the string."),
 )
 
 CALLABLE_HOOKS: tuple[str, ...] = tuple(n for n, s in HOOKS.items() if s.kind != "attribute")

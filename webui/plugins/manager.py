@@ -310,14 +310,15 @@ class ExtensionManager(SamplerDispatch):
 
     # ----------------------------------------------------------------- dispatch
 
-    def implementers(self, hook: str) -> list[str]:
-        return [ext.name for ext in self._implementers(hook)]
+    def implementers(self, hook: str, upstream: bool | None = None) -> list[str]:
+        return [ext.name for ext in self._implementers(hook, upstream)]
 
-    def pipe(self, hook: str, /, **args: Any) -> Any:
-        """Run a modifier hook as a pipe; returns the value (a tuple for several returns)."""
+    def pipe(self, hook: str, /, *, upstream: bool | None = None, **args: Any) -> Any:
+        """Run a modifier hook as a pipe; returns the value (a tuple for several returns).
+        ``upstream``: only the extensions written for text-generation-webui (True), or only the others."""
         spec = hook_spec(hook, "pipe")
         values = complete_args(spec, args)
-        for ext in self._implementers(hook):
+        for ext in self._implementers(hook, upstream):
             ok, result = self._invoke(ext, spec, values)
             if not ok:
                 continue
@@ -462,9 +463,10 @@ class ExtensionManager(SamplerDispatch):
     def _save_order(self) -> None:
         self._store.save(ENABLED_KEY, {"order": list(self._order)})
 
-    def _implementers(self, hook: str) -> list[LoadedExtension]:
+    def _implementers(self, hook: str, upstream: bool | None = None) -> list[LoadedExtension]:
         with self._lock:
-            return [self._loaded[n] for n in self._order if hook in self._loaded[n].hooks]
+            return [self._loaded[n] for n in self._order if hook in self._loaded[n].hooks
+                    and (upstream is None or self._loaded[n].upstream == upstream)]
 
     def _invoke(self, ext: LoadedExtension, spec: HookSpec,
                 values: Mapping[str, Any]) -> tuple[bool, Any]:

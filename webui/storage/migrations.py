@@ -89,8 +89,14 @@ def _m004_context_shifted(op: Operations) -> None:
                   sa.Column("context_shifted", sa.Boolean, nullable=False, server_default=sa.false()))
 
 
+def _m005_message_display(op: Operations) -> None:
+    # what the chat draws for a reply when an output_modifier written for text-generation-webui
+    # changed it (HTML, sanitized when drawn); NULL: the chat draws ``content``
+    op.add_column("message_versions", sa.Column("display", sa.Text, nullable=True))
+
+
 MIGRATIONS: list[Callable[[Operations], None]] = [
-    _m001_initial, _m002_personas, _m003_notebook_prompts, _m004_context_shifted,
+    _m001_initial, _m002_personas, _m003_notebook_prompts, _m004_context_shifted, _m005_message_display,
 ]
 
 _version_table = sa.Table(

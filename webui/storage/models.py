@@ -65,6 +65,8 @@ class MessageVersion(Base):
     complete: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     # generated from a KV cache a context shift changed: it may differ slightly from a fresh read
     context_shifted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # what the chat draws instead of ``content`` (an upstream-style output_modifier's HTML); None: content
+    display: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     message: Mapped[Message] = relationship(back_populates="versions")

@@ -37,6 +37,7 @@ class MessageRecord:
     version_count: int
     complete: bool
     context_shifted: bool = False  # generated from a shifted KV cache (GenerationStats.context_shifted)
+    display: str | None = None  # what the chat draws instead of ``content`` (see update_version); None: content
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ class ChatRepository:
                 s.flush()
                 for v in msg.versions:
                     s.add(MessageVersion(message_id=copy.id, idx=v.idx, content=v.content, complete=True,
-                                         context_shifted=v.context_shifted))
+                                         context_shifted=v.context_shifted, display=v.display))
             s.flush()
             return _conv_record(new)
 
@@ -264,7 +265,7 @@ class ChatRepository:
             ).all()
             return [
                 MessageRecord(m.id, m.position, m.role, v.content, v.id, m.active_version, n, v.complete,
-                              v.context_shifted)
+                              v.context_shifted, v.display)
                 for m, v, n in rows
             ]
 
@@ -282,10 +283,13 @@ class ChatRepository:
             reply, ver = self._append(s, conv, "assistant", "", complete=False)
             return TurnIds(user_msg.id if user_msg else None, reply.id, ver.id)
 
-    def update_version(self, version_id: int, content: str, complete: bool, *, context_shifted: bool = False) -> None:
+    def update_version(self, version_id: int, content: str, complete: bool, *, context_shifted: bool = False,
+                       display: str | None = None) -> None:
         """Write a reply's text so far (called about once a second while streaming). ``context_shifted``
         marks the version as generated from a shifted KV cache (a later write never clears the mark: a
-        continued reply keeps its first part's).
+        continued reply keeps its first part's). ``display``: what the chat draws instead of ``content``
+        (an upstream-style output_modifier's text, webui/chat/hooks.py); every write replaces it, so a
+        write without one (a streaming flush, a continue) leaves the chat drawing ``content``.
 
         The conversation row first, then the version: the order every writer locks them in, so
         writers on one chat in two app instances wait for each other instead of deadlocking.
@@ -299,7 +303,8 @@ class ChatRepository:
                 .scalar_subquery()
             )
             s.execute(update(Conversation).where(Conversation.id == conv_id).values(updated_at=now))
-            values: dict[str, Any] = {"content": _text(content), "complete": complete, "updated_at": now}
+            values: dict[str, Any] = {"content": _text(content), "complete": complete, "updated_at": now,
+                                      "display": None if display is None else _text(display)}
             if context_shifted:
                 values["context_shifted"] = True
             s.execute(update(MessageVersion).where(MessageVersion.id == version_id).values(**values))
@@ -337,13 +342,15 @@ class ChatRepository:
             msg.active_version = max(0, min(idx, top))
 
     def edit_message(self, message_id: int, content: str, user_id: int | None = None) -> None:
-        """Replace the text of the message's active version (the user's text now: no context-shift mark)."""
+        """Replace the text of the message's active version (the user's text now: no context-shift mark,
+        no display text of its own)."""
         with self._sessions.begin() as s:
             msg = self._owned_message(s, message_id, user_id, lock=True)
             s.execute(
                 update(MessageVersion)
                 .where(MessageVersion.message_id == message_id, MessageVersion.idx == msg.active_version)
-                .values(content=_text(content), complete=True, context_shifted=False, updated_at=utcnow())
+                .values(content=_text(content), complete=True, context_shifted=False, display=None,
+                        updated_at=utcnow())
             )
             msg.conversation.updated_at = utcnow()
 

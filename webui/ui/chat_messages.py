@@ -17,6 +17,7 @@ from webui.context import AppContext
 from webui.errors import UserFacingError
 from webui.storage.repository import MessageRecord
 from webui.ui import chat_view as view
+from webui.ui import display_html
 from webui.ui.chat_components import ChatComponents, chat_list_update, open_outputs, open_values
 from webui.ui.events import action, bind, lookup, on
 from webui.ui.parameters_tab import ParamComponents
@@ -75,9 +76,13 @@ def save_edit(ctx: AppContext, conv_id: int | None, index: int | None, text: str
 
 @action
 def edited(ctx: AppContext, conv_id: int | None, evt: gr.EditData, request: gr.Request | None) -> list[dict[str, Any]]:
-    """Gradio's in-place edit of a message finished: store it."""
+    """Gradio's in-place edit of a message finished: store it. A message drawn from its display text
+    was edited as that HTML: its text, tags dropped, is stored (and the display text goes)."""
     index = evt.index if isinstance(evt.index, int) else (evt.index[0] if evt.index else None)
-    return save_edit(ctx, conv_id, index, unescape_edit(str(evt.value or "")), request)
+    raw = str(evt.value or "")
+    _, msgs, idx = target(ctx, conv_id, index, current_user_id(ctx, request))
+    drawn = msgs[idx].display is not None and msgs[idx].role == "assistant"
+    return save_edit(ctx, conv_id, index, display_html.plain_text(raw) if drawn else unescape_edit(raw), request)
 
 
 @action

@@ -10,6 +10,7 @@ from typing import Any
 from webui.chat.instruct import MODEL_TEMPLATE
 from webui.context import AppContext
 from webui.storage.repository import ConversationRecord, MessageRecord
+from webui.ui import display_html
 
 NO_PERSONA = "(none)"
 MODEL_TEMPLATE_LABEL = "(the model's own)"
@@ -41,11 +42,14 @@ def dropped_notice(dropped: int) -> str:
 
 
 def display(messages: list[MessageRecord]) -> list[dict[str, Any]]:
-    """Chatbot value: one entry per stored message (indices match), active version's text."""
+    """Chatbot value: one entry per stored message (indices match), active version's text (its
+    display text, sanitized HTML, where an upstream-style output_modifier made one)."""
     out = []
     for m in messages:
         role = m.role if m.role in ("user", "assistant") else "assistant"
         content = safe_markdown(m.content) if m.role != "system" else f"*[system]* {safe_markdown(m.content)}"
+        if m.display is not None and m.role == "assistant":
+            content = display_html.chat_content(m.display)
         out.append({"role": role, "content": content})
     return out
 

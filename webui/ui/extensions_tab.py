@@ -147,8 +147,23 @@ def extension_assets(ctx: AppContext) -> dict[str, str]:
     if css.strip():
         out["css"] = css
     if js.strip():
-        out["js"] = "() => {\n" + js + "\n}"  # Gradio runs js= as a function on page load
+        out["js"] = "() => {\n" + UPSTREAM_PAGE_JS + js + "\n}"  # Gradio runs js= as a function on page load
     return out
+
+
+# What scripts written for text-generation-webui's page look for besides ``#extensions`` (the column
+# of extension areas, see build_ui_areas) and ``#chat-mode`` (the chat's mode, ours too): an element
+# of class ``header_bar``, upstream's main tab bar, where its gallery listens for tab clicks to hide
+# itself outside the Chat tab. Here an empty element: the areas are inside the Chat tab, which Gradio
+# hides with them, and Gradio 6 switches tabs only after the click's listeners ran, so a listener
+# reading the page then would see the tab being left and hide the gallery in the Chat tab.
+UPSTREAM_PAGE_JS = """if (!document.querySelector('.header_bar')) {
+  const bar = document.createElement('div');
+  bar.className = 'header_bar';
+  bar.hidden = true;
+  document.body.appendChild(bar);
+}
+"""
 
 
 def share_components(ctx: AppContext, chat: Any) -> None:
@@ -164,10 +179,14 @@ def build_ui_areas(ctx: AppContext, chat: Any) -> dict[str, Any]:
     """Run ``ui()`` of every enabled extension that has one and is not a tab, under the chat."""
     share_components(ctx, chat)
     areas: dict[str, Any] = {}
-    for name in _with_ui(ctx, tab=False):
-        with gr.Column(visible=True, elem_id=f"ext-ui-{name}") as column:
-            ctx.extensions.call(name, "ui", ctx=ctx, chat=chat)  # an exception is caught and listed
-        areas[name] = column
+    names = _with_ui(ctx, tab=False)
+    if not names:
+        return areas
+    with gr.Column(elem_id="extensions"):  # upstream's id for this column: its extensions' scripts look for it
+        for name in names:
+            with gr.Column(visible=True, elem_id=f"ext-ui-{name}") as column:
+                ctx.extensions.call(name, "ui", ctx=ctx, chat=chat)  # an exception is caught and listed
+            areas[name] = column
     return areas
 
 

@@ -32,6 +32,7 @@ from markdown_it import MarkdownIt
 from webui.errors import UserFacingError
 from webui.storage.repository import NotFound
 from webui.streaming import iterate_in_thread
+from webui.ui import display_html
 from webui.ui.chat_view import dropped_notice
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class LiveReplies:
         self._waiting: dict[str, LiveTurn] = {}
         self._outcomes: dict[str, TurnOutcome] = {}
         self._markdown = markdown_renderer()
+        self._display_markdown = display_html.markdown_renderer()
 
     def register(self, start: Callable[[], ReplyStream], initial: str = "", owner: str | None = None) -> str:
         """A token for the turn; ``owner``: the browser identity that alone may stream it."""
@@ -113,7 +115,11 @@ class LiveReplies:
         for token in [t for t, o in self._outcomes.items() if now - o.finished > OUTCOME_TTL_SECONDS]:
             del self._outcomes[token]
 
-    def html(self, text: str) -> str:
+    def html(self, text: str, display: str | None = None) -> str:
+        """The reply as drawn: its display text (an upstream-style output_modifier's HTML, sanitized)
+        where it has one, else its Markdown with raw HTML escaped."""
+        if display is not None:
+            return display_html.render(display, self._display_markdown)
         return self._markdown.render(text)
 
     async def events(self, token: str, turn: LiveTurn, request: Request) -> AsyncIterator[str]:
@@ -164,7 +170,7 @@ class LiveReplies:
         Closing this closes ``stream``, which stops the model."""
         try:
             for progress in stream:
-                yield progress, self.html(progress.text)
+                yield progress, self.html(progress.text, getattr(progress, "display", None))
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
