@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from webui.chat.characters import CharacterLibrary
-from webui.chat.service import ChatService, ReplyProgress
+from webui.chat.reply_stream import ReplyProgress
+from webui.chat.service import ChatService
 from webui.engine.engine import Engine
 from webui.engine.llama_context import PromptStates, load_prompt
 from webui.engine.protocol import ModelSpec

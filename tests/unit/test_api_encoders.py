@@ -9,7 +9,7 @@ import anyio
 
 from webui.api import encoders
 from webui.api.encoders import ReplyMeta
-from webui.chat.service import ReplyProgress
+from webui.chat.reply_stream import ReplyProgress
 
 META = ReplyMeta("chatcmpl-1", 1700000000, "tiny")
 DONE = ReplyProgress("Hello there", done=True, finish_reason="length", prompt_tokens=7, completion_tokens=3)

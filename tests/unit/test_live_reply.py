@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from webui.chat.service import ReplyProgress
+from webui.chat.reply_stream import ReplyProgress
 from webui.errors import UserFacingError
 from webui.ui import live_reply
 from webui.ui.live_reply import LiveReplies

@@ -19,7 +19,7 @@ from typing import Any
 
 from webui.api.errors import error_body, user_error
 from webui.api.protocol import Usage, openai_finish_reason
-from webui.chat.service import ReplyProgress
+from webui.chat.reply_stream import ReplyProgress
 from webui.engine.protocol import TokenLogprob
 from webui.errors import StorageError
 

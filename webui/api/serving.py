@@ -43,7 +43,7 @@ from webui.api.protocol import (
     now,
 )
 from webui.chat.prompt import MODES
-from webui.chat.service import ReplyProgress
+from webui.chat.reply_stream import ReplyProgress
 from webui.context import AppContext
 from webui.engine.registry import backend_info
 from webui.errors import UserFacingError

@@ -15,19 +15,18 @@ show prompt) runs the same steps, in ``_generate``:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from webui.chat.character import Character, substitute_macros
 from webui.chat.characters import DEFAULT_CHARACTER, CharacterLibrary
-from webui.chat.hooks import HookedCompletion, PreparedPrompt, Turn, TurnHooks
+from webui.chat.hooks import PreparedPrompt, Turn, TurnHooks
 from webui.chat.instruct import MODEL_TEMPLATE, InstructionTemplates
 from webui.chat.prompt import MODES, ChatSetup, Goal, PromptResult, PromptTools, build_prompt
+from webui.chat.reply_stream import ActiveReplies, ReplyProgress, StreamPacing, completion_progress, stream_reply
 from webui.chat.reply_writer import TURN_NOT_SAVED, ReplyWriter
 from webui.engine.engine import Engine
 from webui.engine.worker import GenerationHandle
@@ -50,23 +49,6 @@ class ChatActionError(UserFacingError):
     """An action that does not apply to the chat as it is (e.g. Continue with no reply)."""
 
 
-@dataclass
-class ReplyProgress:
-    """The reply so far; ``done`` on the last one, with why it ended."""
-
-    text: str
-    done: bool = False
-    finish_reason: str | None = None
-    dropped_turns: int = 0
-    prompt_tokens: int = 0  # set on the last progress
-    completion_tokens: int = 0  # set on the last progress
-    cached_tokens: int = 0  # prompt tokens whose KV cache was reused (set on the last progress)
-    context_shifted: bool = False  # generated from a shifted KV cache (set on the last progress)
-    display: str | None = None  # what the chat draws instead of ``text`` (TurnHooks.modify_chat_output)
-    # the generation's token log-probabilities so far (the handle's growing list; empty unless asked for)
-    logprobs: list[Any] = field(default_factory=list)
-
-
 class ChatService:
     def __init__(
         self,
@@ -85,8 +67,7 @@ class ChatService:
         self.personas = personas
         self.templates = templates
         self.hooks = TurnHooks(extensions)  # extension hooks at each step (webui/chat/hooks.py)
-        self._active: dict[str, GenerationHandle] = {}
-        self._lock = threading.Lock()
+        self.replies = ActiveReplies()  # the generation streaming to each session, to stop it
 
     # -- chats and their settings ------------------------------------------------------
     def new_conversation(
@@ -422,23 +403,8 @@ class ChatService:
         text completions. Queued at once (a hook's error is raised here, before anything streams);
         ``stop(session_key)`` or closing the iterator cancels it."""
         completion = self.hooks.complete(self.engine, prompt, params)
-        self._track(session_key, completion.handle)
-        return self._completion_progress(completion, session_key)
-
-    def _completion_progress(self, completion: HookedCompletion, session_key: str) -> Iterator[ReplyProgress]:
-        handle = completion.handle
-        text = ""
-        try:
-            for delta in completion.deltas():
-                text += delta
-                yield ReplyProgress(text, logprobs=handle.logprobs)
-        finally:
-            handle.cancel()  # a no-op when finished; stops the model if the consumer went away
-            self._untrack(session_key, handle)
-        stats = handle.stats
-        yield ReplyProgress(text, done=True, finish_reason=stats.finish_reason, prompt_tokens=stats.prompt_tokens,
-                            completion_tokens=stats.completion_tokens, cached_tokens=stats.cached_tokens,
-                            logprobs=handle.logprobs)
+        self.replies.track(session_key, completion.handle)
+        return completion_progress(completion, session_key, self.replies)
 
     def has_conversation(self, conv_id: int, user_id: int | None = None) -> bool:
         try:
@@ -489,92 +455,20 @@ class ChatService:
                 "mode": s.get("mode") or "chat", "history": history, "conversation_id": conv.id,
                 "chat_settings": s, "goal": goal}
 
-    def _stream(
-        self,
-        handle: GenerationHandle,
-        version_id: int | None,
-        session_key: str,
-        min_interval: float,
-        dropped: int,
-        *,
-        prefix: str = "",
-    ) -> Iterator[ReplyProgress]:
-        self._track(session_key, handle)
-        generated = ""
-
-        def text() -> str:
-            # A reply written after a "Name:" cue starts with a space; a prefix is kept as written.
-            return prefix + generated if prefix else generated.lstrip()
-
-        last_yield = time.monotonic()
-        writer = ReplyWriter(self.repo, version_id, FLUSH_SECONDS, started=last_yield)
-        try:
-            while True:
-                delta, finished = handle.drain(timeout=0.25)
-                generated += delta
-                now = time.monotonic()
-                if finished:
-                    break
-                writer.progress(text(), now)  # a full disk: the reply goes on, the next flush retries
-                if delta and now - last_yield >= min_interval:
-                    last_yield = now
-                    yield ReplyProgress(text(), dropped_turns=dropped, logprobs=handle.logprobs)
-                    if min_interval:
-                        # Let tokens pile up instead of waking per token.
-                        time.sleep(max(0.0, min_interval - (time.monotonic() - now)))
-        finally:
-            if not handle.done.is_set():
-                log.info("reply to %r abandoned by its reader after %d chars; stopping", session_key, len(generated))
-            handle.cancel()  # a no-op when finished; stops the model if the consumer went away
-            try:
-                unsaved = writer.finish(text(), handle.stats.context_shifted)
-            finally:
-                self._untrack(session_key, handle)
-        if unsaved is not None:  # the reader gets the whole reply, but it is not stored: say so
-            yield ReplyProgress(text(), dropped_turns=dropped)
-            raise unsaved
-        stats = handle.stats
-        yield ReplyProgress(
-            text(),
-            done=True,
-            finish_reason=stats.finish_reason,
-            dropped_turns=dropped,
-            prompt_tokens=stats.prompt_tokens,
-            completion_tokens=stats.completion_tokens,
-            cached_tokens=stats.cached_tokens,
-            context_shifted=stats.context_shifted,
-            logprobs=handle.logprobs,
-        )
-
-    def _track(self, session_key: str, handle: GenerationHandle) -> None:
-        """Make ``handle`` the generation of ``session_key``; one already there is cancelled."""
-        with self._lock:
-            previous = self._active.get(session_key)
-            self._active[session_key] = handle
-        if previous is not None:
-            previous.cancel()
-
-    def _untrack(self, session_key: str, handle: GenerationHandle) -> None:
-        with self._lock:
-            if self._active.get(session_key) is handle:
-                del self._active[session_key]
+    def _stream(self, handle: GenerationHandle, version_id: int | None, session_key: str, min_interval: float,
+                dropped: int, *, prefix: str = "") -> Iterator[ReplyProgress]:
+        """The generation read and stored into ``version_id`` (None: not stored) as it streams."""
+        writer = ReplyWriter(self.repo, version_id, FLUSH_SECONDS, started=time.monotonic())
+        return stream_reply(handle, writer, session_key, self.replies, StreamPacing(min_interval, dropped),
+                            prefix=prefix)
 
     def stop_matching(self, prefix: str) -> int:
         """Stop every reply whose session key starts with ``prefix`` (``api:``: the API's); how many."""
-        with self._lock:
-            handles = [h for key, h in self._active.items() if key.startswith(prefix)]
-        for handle in handles:
-            handle.cancel()
-        return len(handles)
+        return self.replies.stop_matching(prefix)
 
     def stop(self, session_key: str) -> bool:
         """Stop the reply streaming to ``session_key``; True if there was one."""
-        with self._lock:
-            handle = self._active.get(session_key)
-        if handle is None:
-            return False
-        handle.cancel()
-        return True
+        return self.replies.stop(session_key)
 
 
 def _non_default(params: GenerationParams) -> dict[str, Any]:
