@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,28 @@ def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_database_url_is_a_clear_error() -> None:
     with pytest.raises(StorageError, match="Invalid --database-url"):
         open_database("nosuchdialect://x")
+
+
+def test_a_start_waits_for_another_process_holding_the_sqlite_lock_past_busy_timeout(tmp_path: Path) -> None:
+    """Another process holds the write lock longer than SQLite's busy timeout (5 s), as one instance
+    migrating under load does while a second starts: the second waits and opens, it does not exit."""
+    import sqlite3
+    import threading
+
+    url = sqlite_url(tmp_path)
+    open_database(url).dispose()  # the file exists, migrated
+    holder = sqlite3.connect(tmp_path / "webui.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    released = threading.Timer(6.5, holder.rollback)
+    released.start()
+    try:
+        started = time.monotonic()
+        engine = open_database(url)
+        waited = time.monotonic() - started
+    finally:
+        released.join()
+        holder.close()
+    assert waited >= 6.0  # it really waited past the busy timeout, then opened
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM schema_version").scalar()
+    engine.dispose()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from webui.errors import DiskFullError, StorageError
 from webui.storage.failures import open_failure_on_full_disk, translate_disk_full
@@ -62,6 +63,30 @@ def lock_for_migrations(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+SQLITE_OPEN_WAIT_SECONDS = 60.0  # how long a start waits for another process's migration or WAL switch
+
+
+def _migrate_when_free(engine: Engine) -> None:
+    """Migrate under the lock. On SQLite, "database is locked" is retried for a while: a process
+    switching a new file to WAL, or migrating it, can answer busy without SQLite's busy handler being
+    called (two instances started at once on one file, on a loaded machine, saw this)."""
+    deadline = time.monotonic() + SQLITE_OPEN_WAIT_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            with engine.begin() as conn:
+                lock_for_migrations(conn)
+                migrate(conn)
+            return
+        except OperationalError as exc:
+            locked = engine.dialect.name == "sqlite" and "database is locked" in str(exc.orig)
+            if not locked or time.monotonic() + delay > deadline:
+                raise
+            engine.dispose()  # a connection that saw the file mid-switch is not reused
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
 def open_database(url: str) -> Engine:
     """Create the SQLAlchemy engine and bring the schema up to date."""
     try:
@@ -73,9 +98,7 @@ def open_database(url: str) -> Engine:
     # A full disk becomes one clear DiskFullError (webui/storage/failures.py), whichever call hits it.
     event.listen(engine, "handle_error", translate_disk_full, retval=True)
     try:
-        with engine.begin() as conn:
-            lock_for_migrations(conn)
-            migrate(conn)
+        _migrate_when_free(engine)
     except (SQLAlchemyError, DiskFullError) as exc:
         engine.dispose()
         full = open_failure_on_full_disk(engine, exc)
