@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
-
+from tests.support.old_schema import database_before
 from webui.storage.db import open_database, sqlite_url
 from webui.storage.migrations import MIGRATIONS, current_version
 from webui.storage.repository import ChatRepository
@@ -37,19 +34,7 @@ def test_the_mark_follows_the_version_it_was_written_with(repo: ChatRepository) 
 
 def test_a_database_from_before_the_mark_gains_it_unset(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:  # the schema as it was, with a chat in it
-        conn.execute(sa.text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
-        op = Operations(MigrationContext.configure(conn))
-        before = MIGRATIONS.index(next(m for m in MIGRATIONS if m.__name__ == "_m004_context_shifted"))
-        for migration in MIGRATIONS[:before]:
-            migration(op)
-        conn.execute(sa.text(f"INSERT INTO schema_version VALUES ({before})"))
-        conn.execute(sa.text("INSERT INTO conversations VALUES (1, NULL, 'Old', '', '{}', '2025-01-01', '2025-01-01')"))
-        conn.execute(sa.text("INSERT INTO messages VALUES (1, 1, 0, 'assistant', 0, '2025-01-01')"))
-        conn.execute(sa.text("INSERT INTO message_versions VALUES (1, 1, 0, 'An old reply.', 1, '2025-01-01', "
-                             "'2025-01-01')"))
-    engine.dispose()
+    database_before(url, "_m004_context_shifted", "An old reply.")  # the schema as it was, with a chat in it
     repo = ChatRepository(open_database(url))
     with repo.engine.connect() as conn:
         assert current_version(conn) == len(MIGRATIONS)

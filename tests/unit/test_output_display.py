@@ -161,28 +161,13 @@ def test_the_chat_tab_streams_and_shows_the_colours_and_an_edit_stores_text(colo
 
 
 def test_a_database_from_before_display_texts_opens_with_none(tmp_path: Path) -> None:
-    import sqlalchemy as sa
-    from alembic.migration import MigrationContext
-    from alembic.operations import Operations
-
+    from tests.support.old_schema import database_before
     from webui.storage.db import open_database, sqlite_url
     from webui.storage.migrations import MIGRATIONS, current_version
     from webui.storage.repository import ChatRepository
 
     url = sqlite_url(tmp_path)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:  # the schema as it was before _m005, with a reply in it
-        conn.execute(sa.text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
-        op = Operations(MigrationContext.configure(conn))
-        before = [m.__name__ for m in MIGRATIONS].index("_m005_message_display")
-        for migration in MIGRATIONS[:before]:
-            migration(op)
-        conn.execute(sa.text(f"INSERT INTO schema_version VALUES ({before})"))
-        conn.execute(sa.text("INSERT INTO conversations VALUES (1, NULL, 'Old', '', '{}', '2025-01-01', '2025-01-01')"))
-        conn.execute(sa.text("INSERT INTO messages VALUES (1, 1, 0, 'assistant', 0, '2025-01-01')"))
-        conn.execute(sa.text("INSERT INTO message_versions VALUES (1, 1, 0, 'An old reply.', 1, '2025-01-01', "
-                             "'2025-01-01', 0)"))
-    engine.dispose()
+    database_before(url, "_m005_message_display", "An old reply.")  # before _m005, with a reply in it
     repo = ChatRepository(open_database(url))
     with repo.engine.connect() as conn:
         assert current_version(conn) == len(MIGRATIONS)
