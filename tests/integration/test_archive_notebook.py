@@ -51,6 +51,18 @@ def build_source(data_dir: Path) -> None:
         dd.close()
 
 
+def exported_source(tmp_path: Path) -> Path:
+    """``build_source`` in tmp_path/source, exported whole to tmp_path/backup.zip (returned)."""
+    source, archive = tmp_path / "source", tmp_path / "backup.zip"
+    build_source(source)
+    dd = open_dir(source)
+    try:
+        export_archive(dd, archive)
+    finally:
+        dd.close()
+    return archive
+
+
 def test_prompts_round_trip_per_owner_in_their_order(tmp_path: Path) -> None:
     source, fresh, archive = tmp_path / "source", tmp_path / "fresh", tmp_path / "backup.zip"
     build_source(source)
@@ -76,13 +88,7 @@ def test_prompts_round_trip_per_owner_in_their_order(tmp_path: Path) -> None:
 
 
 def test_import_keeps_your_prompt_of_the_same_name_and_can_put_all_in_one_account(tmp_path: Path) -> None:
-    source, target_dir, archive = tmp_path / "source", tmp_path / "target", tmp_path / "backup.zip"
-    build_source(source)
-    dd = open_dir(source)
-    try:
-        export_archive(dd, archive)
-    finally:
-        dd.close()
+    target_dir, archive = tmp_path / "target", exported_source(tmp_path)
     target = open_dir(target_dir)
     try:
         assert target.notebook is not None
@@ -136,14 +142,7 @@ def without_notebook(archive: Path, dest: Path) -> Path:
 
 
 def test_an_archive_from_before_the_notebook_still_restores(tmp_path: Path) -> None:
-    source, archive = tmp_path / "source", tmp_path / "backup.zip"
-    build_source(source)
-    dd = open_dir(source)
-    try:
-        export_archive(dd, archive)
-    finally:
-        dd.close()
-    old = without_notebook(archive, tmp_path / "old.zip")
+    old = without_notebook(exported_source(tmp_path), tmp_path / "old.zip")
     target = open_dir(tmp_path / "target")
     try:
         report = import_archive(old, target)
