@@ -82,12 +82,14 @@ def test_an_upstream_output_modifier_colours_the_chat_not_the_api_or_the_prompt(
     from webui.storage.repository import ChatRepository
     from webui.ui import chat_view
 
-    body = {"messages": [{"role": "user", "content": "Name three fruits."}], "max_tokens": 12, "save": True}
+    # end of text banned: a reply that ended at once would have nothing to colour (CI saw an empty one)
+    body = {"messages": [{"role": "user", "content": "Name three fruits."}], "max_tokens": 12, "save": True,
+            "ban_eos_token": True}
     first = httpx.post(f"{started.url}/v1/chat/completions", json=body, timeout=120).json()
     text = first["choices"][0]["message"]["content"]
     assert text.strip() and "<span" not in text
     follow = {"messages": [{"role": "user", "content": "And one more?"}], "max_tokens": 12,
-              "conversation_id": first["conversation_id"], "stream": True}
+              "conversation_id": first["conversation_id"], "stream": True, "ban_eos_token": True}
     with httpx.stream("POST", f"{started.url}/v1/chat/completions", json=follow, timeout=120) as streamed:
         chunks = [line for line in streamed.iter_lines() if line.startswith("data: {")]
     assert chunks and not any("<span" in line for line in chunks)
@@ -97,7 +99,7 @@ def test_an_upstream_output_modifier_colours_the_chat_not_the_api_or_the_prompt(
     replies = [m for m in messages if m.role == "assistant"]
     assert len(replies) == 2 and replies[0].content == text
     assert all("<span" not in m.content for m in replies)
-    assert all('<span style="color: #' in (m.display or "") for m in replies if m.content.strip())
+    assert all(m.content.strip() and '<span style="color: #' in (m.display or "") for m in replies)
     history = [{"role": m.role, "content": m.content} for m in messages]  # what the next turn's prompt is built on
     prompt = httpx.post(f"{started.url}/v1/internal/chat-prompt", json={"messages": history}, timeout=60).json()
     assert text.strip() in prompt["prompt"] and "<span" not in prompt["prompt"]
