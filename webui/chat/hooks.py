@@ -338,11 +338,9 @@ class TurnHooks:
         if not self._has("output_modifier"):
             return text, None
         assert self.extensions is not None
-        ext, stored = self.extensions, text
-        if ext.implementers("output_modifier", upstream=False):
-            stored = str(ext.pipe("output_modifier", upstream=False, string=text, state=turn.state, is_chat=True))
-        if not ext.implementers("output_modifier", upstream=True):
-            return stored, None
+        # a pipe with no implementer in its group gives its string back unchanged
+        ext = self.extensions
+        stored = str(ext.pipe("output_modifier", upstream=False, string=text, state=turn.state, is_chat=True))
         shown = str(ext.pipe("output_modifier", upstream=True, string=stored, state=turn.state, is_chat=True))
         return stored, (shown if shown != stored else None)
 
